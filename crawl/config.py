@@ -1,0 +1,54 @@
+"""The crawl stage's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from webclip.fetch import DEFAULT_USER_AGENT, FetchConfig
+
+SCOPES = ("host", "domain", "hosts")
+
+
+@dataclass
+class CrawlConfig:
+    """Where to start, what is in scope, and how politely to fetch."""
+
+    seeds: list[str] = field(default_factory=list)
+    seeds_file: str | None = None
+    scope: str = "host"
+    hosts: list[str] = field(default_factory=list)
+    max_depth: int = 5
+    max_pages: int = 100_000
+    concurrency: int = 16
+    per_host_concurrency: int = 2
+    per_host_delay: float = 1.0
+    timeout: float = 10.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 5
+    retries: int = 2
+    backoff: float = 0.5
+    max_retry_wait: float = 30.0
+    user_agent: str = DEFAULT_USER_AGENT
+    robots_agent: str = "webclip"
+    allow_private: list[str] = field(default_factory=list)
+    respect_robots: bool = True
+    strip_tracking_params: bool = True
+    parser: str = "selectolax"
+    rows_per_part: int = 500_000
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Reject impossible settings."""
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}")
+        if self.parser not in ("selectolax", "bs4"):
+            raise ValueError("parser must be selectolax or bs4")
+        if self.concurrency < 1 or self.per_host_concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+
+    def fetch_config(self) -> FetchConfig:
+        """The fetcher's share of this config."""
+        return FetchConfig(user_agent=self.user_agent, timeout=self.timeout, max_bytes=self.max_bytes,
+                           max_redirects=self.max_redirects, retries=self.retries, backoff=self.backoff,
+                           max_retry_wait=self.max_retry_wait, per_host_delay=self.per_host_delay,
+                           per_host_concurrency=self.per_host_concurrency, allow_private=list(self.allow_private))

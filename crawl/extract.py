@@ -1,0 +1,204 @@
+"""Extraction shared by the live crawler and WARC: HTML -> candidate records with drop reasons.
+
+Parsing is pluggable (``PARSERS``); the rules that turn ``<img>`` attributes into candidates are
+one pure function, so every parser gives the same pairs when it sees the same tags.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from webclip.hashing import candidate_uid
+from webclip.records import Candidate
+
+LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src")
+OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
+NO_IMAGE_DIRECTIVES = {"noimageindex", "noindex", "none"}
+
+
+@dataclass
+class ImgTag:
+    """The attributes of one ``<img>`` and the srcsets of its ``<picture>`` sources."""
+
+    attrs: dict[str, str | None]
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParsedPage:
+    """What extraction needs from a page."""
+
+    imgs: list[ImgTag]
+    links: list[str]
+    base_href: str | None = None
+    lang: str | None = None
+    robots: set[str] = field(default_factory=set)
+
+
+def _robots_tokens(values: list[str]) -> set[str]:
+    out: set[str] = set()
+    for v in values:
+        out.update(t.strip().lower() for t in re.split(r"[,\s]+", v) if t.strip())
+    return out
+
+
+def parse_selectolax(text: str) -> ParsedPage:
+    """Parse with selectolax (lexbor)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(text)
+    imgs = []
+    for node in tree.css("img"):
+        parent = node.parent
+        sources = []
+        if parent is not None and parent.tag == "picture":
+            sources = [s.attributes.get("srcset") or "" for s in parent.css("source")]
+        imgs.append(ImgTag(dict(node.attributes), sources))
+    base = tree.css_first("base[href]")
+    html_node = tree.css_first("html")
+    metas = [m.attributes.get("content") or "" for m in tree.css("meta[name]")
+             if (m.attributes.get("name") or "").lower() in ("robots", "webclip")]
+    links = [a.attributes.get("href") or "" for a in tree.css("a[href]")]
+    return ParsedPage(imgs=imgs, links=links, base_href=base.attributes.get("href") if base else None,
+                      lang=html_node.attributes.get("lang") if html_node else None, robots=_robots_tokens(metas))
+
+
+def parse_bs4(text: str) -> ParsedPage:
+    """Parse with beautifulsoup4 over lxml: the reference."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "lxml")
+    imgs = []
+    for node in soup.find_all("img"):
+        sources = []
+        if node.parent is not None and node.parent.name == "picture":
+            sources = [s.get("srcset") or "" for s in node.parent.find_all("source")]
+        imgs.append(ImgTag({k: (" ".join(v) if isinstance(v, list) else v) for k, v in node.attrs.items()}, sources))
+    base = soup.find("base", href=True)
+    html_node = soup.find("html")
+    metas = [m.get("content") or "" for m in soup.find_all("meta", attrs={"name": True})
+             if m.get("name", "").lower() in ("robots", "webclip")]
+    links = [a.get("href") or "" for a in soup.find_all("a", href=True)]
+    return ParsedPage(imgs=imgs, links=links, base_href=base.get("href") if base else None,
+                      lang=html_node.get("lang") if html_node else None, robots=_robots_tokens(metas))
+
+
+PARSERS: dict[str, Callable[[str], ParsedPage]] = {"selectolax": parse_selectolax, "bs4": parse_bs4}
+
+
+def collapse_ws(text: str) -> str:
+    """Collapse runs of whitespace to one space and strip."""
+    return " ".join(text.split())
+
+
+def srcset_candidates(srcset: str) -> list[tuple[str, float]]:
+    """(url, size) pairs of a srcset; ``w`` and ``x`` descriptors, 1x by default."""
+    out = []
+    for part in re.split(r",\s+|,(?=\S+\s)", srcset.strip()):
+        bits = part.strip().split()
+        if not bits:
+            continue
+        size = 1.0
+        if len(bits) > 1:
+            d = bits[-1].lower()
+            try:
+                size = float(d[:-1]) if d[-1] in "wx" else float(d)
+                if d.endswith("x"):
+                    size *= 1e-6  # rank w above x: densities are not comparable to widths
+            except (ValueError, IndexError):
+                size = 1.0
+        out.append((bits[0], size))
+    return out
+
+
+def largest_srcset(srcsets: list[str]) -> str | None:
+    """The largest candidate URL across several srcset strings."""
+    best, best_size = None, -1.0
+    for s in srcsets:
+        for url, size in srcset_candidates(s):
+            if size > best_size:
+                best, best_size = url, size
+    return best
+
+
+def _int_attr(v: str | None) -> int | None:
+    m = re.match(r"\s*(\d{1,6})", v or "")
+    return int(m.group(1)) if m else None
+
+
+def _resolve(base: str, url: str | None) -> str | None:
+    if url is None:
+        return None
+    url = url.strip()
+    if not url:
+        return None
+    if url.lower().startswith("data:"):
+        return url
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return None
+
+
+def choose_image_url(tag: ImgTag, base: str) -> tuple[str | None, str | None]:
+    """(image_url, srcset_url): lazy attribute, else http(s) src, else the largest srcset candidate."""
+    srcsets = [s for s in [tag.attrs.get("srcset") or ""] + tag.sources if s]
+    srcset_url = _resolve(base, largest_srcset(srcsets)) if srcsets else None
+    for name in LAZY_ATTRS:
+        lazy = _resolve(base, tag.attrs.get(name))
+        if lazy:
+            return lazy, srcset_url
+    src = _resolve(base, tag.attrs.get("src"))
+    if src and urlsplit(src).scheme in ("http", "https"):
+        return src, srcset_url
+    if srcset_url and urlsplit(srcset_url).scheme in ("http", "https"):
+        return srcset_url, srcset_url
+    return src, srcset_url
+
+
+def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
+                    header_robots: str | None = None) -> tuple[list[Candidate], Counter]:
+    """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none."""
+    drops: Counter = Counter()
+    base = _resolve(page_url, page.base_href) or page_url
+    robots = page.robots | _robots_tokens([header_robots or ""])
+    opt_out = bool(robots & OPT_OUT_DIRECTIVES)
+    if robots & NO_IMAGE_DIRECTIVES:
+        drops["extract/noimageindex"] += len(page.imgs)
+        return [], drops
+    out = []
+    for tag in page.imgs:
+        image_url, srcset_url = choose_image_url(tag, base)
+        alt_raw = tag.attrs.get("alt")
+        if image_url is None:
+            drops["extract/no_src"] += 1
+        elif image_url.lower().startswith("data:"):
+            drops["extract/data_uri"] += 1
+        elif urlsplit(image_url).scheme not in ("http", "https"):
+            drops["extract/bad_scheme"] += 1
+        elif alt_raw is None:
+            drops["extract/missing_alt"] += 1
+        elif not collapse_ws(alt_raw):
+            drops["extract/empty_alt"] += 1
+        else:
+            alt = collapse_ws(alt_raw)
+            out.append(Candidate(
+                uid=candidate_uid(image_url, alt), image_url=image_url, alt=alt, page_url=page_url,
+                page_lang=(page.lang or "").strip().lower() or None,
+                width=_int_attr(tag.attrs.get("width")), height=_int_attr(tag.attrs.get("height")),
+                srcset_url=srcset_url if srcset_url and not srcset_url.startswith("data:") else None,
+                source=source, opt_out=opt_out,
+            ))
+    return out, drops
+
+
+def extract(html_text: str, page_url: str, parser: str = "selectolax", source: str = "crawl",
+            header_robots: str | None = None) -> tuple[list[Candidate], Counter, ParsedPage]:
+    """Parse and extract in one call."""
+    page = PARSERS[parser](html_text)
+    cands, drops = page_candidates(page, page_url, source, header_robots)
+    return cands, drops, page

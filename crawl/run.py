@@ -1,0 +1,72 @@
+"""The crawl stage: seeds -> ``<run>/candidates/`` (Parquet parts, stats.json, _SUCCESS)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from webclip.crawl.config import CrawlConfig
+from webclip.crawl.crawler import crawl
+from webclip.parquet import count_rows, part_name, parts, write_rows
+from webclip.records import CANDIDATE_SCHEMA
+from webclip.runfolder import StageDir
+from webclip.stats import Tally, check_identity
+
+
+def read_seeds(cfg: CrawlConfig) -> list[str]:
+    """Seeds from the config plus one URL per line of ``seeds_file`` (``#`` comments allowed)."""
+    seeds = list(cfg.seeds)
+    if cfg.seeds_file:
+        p = Path(cfg.seeds_file)
+        if not p.is_file():
+            raise FileNotFoundError(f"seeds file not found: {p}")
+        seeds += [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not seeds:
+        raise ValueError("no seeds: give --seeds URL or --seeds-file FILE")
+    return seeds
+
+
+def summarise(entries: list[dict[str, Any]], written: int) -> dict[str, Any]:
+    """stats.json for the crawl: image candidates, with a ``pages`` block of its own."""
+    pages = Tally("pages", n_in=len(entries))
+    images = Tally("image candidates")
+    for e in entries:
+        if e["outcome"] == "ok":
+            pages.kept += 1
+            images.n_in += e["imgs"]
+            for reason, n in e["img_drops"].items():
+                images.drop(reason, n)
+        else:
+            pages.drop(f"crawl/{e['outcome']}")
+    images.kept = written
+    out = images.as_dict()
+    out["pages"] = pages.as_dict()
+    check_identity(out)
+    check_identity(out["pages"])
+    return out
+
+
+def write_candidates(entries: list[dict[str, Any]], folder: Path, rows_per_part: int) -> int:
+    """Write every candidate, sorted by (uid, page_url), into Parquet parts; returns rows written."""
+    rows = sorted((c for e in entries for c in e["candidates"]), key=lambda r: (r["uid"], r["page_url"]))
+    for old in parts(folder):
+        old.unlink()
+    for i in range(max(1, -(-len(rows) // rows_per_part))):
+        write_rows(folder / part_name(i), rows[i * rows_per_part:(i + 1) * rows_per_part], CANDIDATE_SCHEMA,
+                   sort_by=("uid", "page_url"))
+    return count_rows(parts(folder))
+
+
+def run_crawl(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
+    """Crawl (resuming any journal in ``_work/``), write candidates and finish the stage."""
+    seeds = read_seeds(cfg)
+    work = stage.path / "_work"
+    entries = crawl(cfg, seeds, work)
+    written = write_candidates(entries, stage.path, cfg.rows_per_part)
+    stats = summarise(entries, written)
+    stats["outcomes"] = dict(sorted(Counter(e["outcome"] for e in entries).items()))
+    stage.finish(stats)
+    shutil.rmtree(work, ignore_errors=True)
+    return stats

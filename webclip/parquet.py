@@ -1,0 +1,54 @@
+"""Deterministic Parquet: fixed schema, sort order, row groups and compression; atomic writes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from webclip.records import table_from_rows
+from webclip.runfolder import atomic_write_bytes
+
+ROW_GROUP_SIZE = 50_000
+
+
+def table_bytes(table: pa.Table, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
+    """Serialise a table to Parquet bytes with fixed settings (same table -> same bytes)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=row_group_size, compression="zstd", compression_level=3,
+                   use_dictionary=True, write_statistics=True, store_schema=True)
+    return buf.getvalue()
+
+
+def write_rows(path: str | Path, rows: list[dict[str, Any]], schema: pa.Schema,
+               sort_by: tuple[str, ...] = ("uid",), row_group_size: int = ROW_GROUP_SIZE) -> int:
+    """Sort ``rows`` by ``sort_by`` and write them atomically; returns the row count."""
+    rows = sorted(rows, key=lambda r: tuple(r[k] for k in sort_by))
+    atomic_write_bytes(path, table_bytes(table_from_rows(rows, schema), row_group_size))
+    return len(rows)
+
+
+def part_name(i: int) -> str:
+    """File name of output part ``i``."""
+    return f"part-{i:05d}.parquet"
+
+
+def parts(folder: str | Path) -> list[Path]:
+    """The Parquet parts of a folder, in order."""
+    return sorted(Path(folder).glob("part-*.parquet"))
+
+
+def count_rows(paths: list[Path]) -> int:
+    """Rows in Parquet files, read from their footers."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+
+
+def iter_rows(paths: list[Path], columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream rows of Parquet files one batch at a time."""
+    for p in paths:
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=10_000, columns=columns):
+            yield from batch.to_pylist()

