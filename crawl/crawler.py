@@ -11,12 +11,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 from tqdm import tqdm
-
 from webclip.crawl.charset import decode_html
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.extract import _robots_tokens, extract
 from webclip.crawl.journal import Journal, read_journal
-from webclip.crawl.urls import in_scope, normalise_url
+from webclip.crawl.urls import in_scope
+from webclip.dedupe.urls import normalise_url
+
 from webclip.fetch import Fetcher
 from webclip.robots import RobotsCache
 
@@ -46,7 +47,7 @@ def process_page(url: str, depth: int, cfg: CrawlConfig, fetcher: Fetcher, robot
     if not r.ok:
         return PageResult(url, depth, f"http_{r.status}")
     ctype = r.headers.get("content-type", "")
-    if ctype and not ctype.split(";")[0].strip().lower() in HTML_TYPES:
+    if ctype and ctype.split(";")[0].strip().lower() not in HTML_TYPES:
         return PageResult(url, depth, "not_html")
     text, _ = decode_html(r.body, ctype)
     header_robots = r.headers.get("x-robots-tag")

@@ -9,6 +9,7 @@ from typing import Any
 
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.crawler import crawl
+
 from webclip.parquet import count_rows, part_name, parts, write_rows
 from webclip.records import CANDIDATE_SCHEMA
 from webclip.runfolder import StageDir

@@ -1,0 +1,1 @@
+"""Deduplication and decontamination: URL, text and image (sha256, perceptual hash)."""

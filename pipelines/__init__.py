@@ -1,0 +1,1 @@
+"""The curation pipeline: normalise, filter, language, dedupe, match, balance (Apache Beam)."""

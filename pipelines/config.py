@@ -1,0 +1,41 @@
+"""The curate stage's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LANG_DETECTORS = ("langdetect", "fasttext", "pycld2")
+MATCH_MODES = ("word", "substring")
+
+
+@dataclass
+class CurateConfig:
+    """Filters, language set, query list, matching and balancing of the curation pipeline."""
+
+    queries: str = "sampleweb/concepts.json"  # relative paths are inside the run folder
+    min_alt_chars: int = 5
+    max_alt_chars: int = 256
+    min_alt_words: int = 2
+    min_image_side: int = 32
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    lang_detector: str = "langdetect"
+    match_mode: str = "word"
+    balance_t: int = 20_000
+    balance_fraction: float | None = None  # if set, t = fraction * matched pairs (at least 1)
+    seed: int = 0
+    num_parts: int = 4
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 2
+    direct_running_mode: str = "multi_processing"
+    pipeline_args: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Reject impossible settings."""
+        if self.lang_detector not in LANG_DETECTORS:
+            raise ValueError(f"lang_detector must be one of {LANG_DETECTORS}")
+        if self.match_mode not in MATCH_MODES:
+            raise ValueError(f"match_mode must be one of {MATCH_MODES}")
+        if self.balance_fraction is not None and not 0 < self.balance_fraction <= 1:
+            raise ValueError("balance_fraction must be in (0, 1]")
+        if self.num_parts < 1:
+            raise ValueError("num_parts must be >= 1")

@@ -1,0 +1,292 @@
+"""The curation pipeline in Beam: a PTransform per step, one composite, one ``run_curate`` entry."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+from webclip.dedupe.urls import image_url_key
+from webclip.pipelines.balance import keep, keep_probability, threshold
+from webclip.pipelines.config import CurateConfig
+from webclip.pipelines.filters import filter_reason
+from webclip.pipelines.langid import best_language, get_detector
+from webclip.pipelines.match import load_queries, match_ids, shared_automaton
+from webclip.pipelines.normalise import normalise_caption
+
+from webclip.parquet import count_rows, part_name, parts, table_bytes
+from webclip.records import CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
+from webclip.runfolder import StageDir, stage
+from webclip.stats import Tally, check_identity
+
+NAMESPACE = "webclip"
+
+
+class CountingDoFn(beam.DoFn):
+    """A DoFn that counts drops as Beam counters named ``<step>/<reason>``."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, Any] = {}
+
+    def drop(self, reason: str) -> None:
+        """Count one dropped record."""
+        if reason not in self._counters:
+            self._counters[reason] = Metrics.counter(NAMESPACE, reason)
+        self._counters[reason].inc()
+
+
+class NormaliseFn(beam.DoFn):
+    """Add ``caption``: the normalised alt text."""
+
+    def process(self, row: dict[str, Any]):
+        yield {**row, "caption": normalise_caption(row["alt"])}
+
+
+class FilterFn(CountingDoFn):
+    """Drop opt-outs, junk alts and unusable image URLs."""
+
+    def __init__(self, cfg: CurateConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def process(self, row: dict[str, Any]):
+        reason = filter_reason(row, self.cfg)
+        if reason:
+            self.drop(reason)
+        else:
+            yield row
+
+
+class LanguageFn(CountingDoFn):
+    """Detect the caption's language (seeded in every worker) and keep the configured ones."""
+
+    def __init__(self, cfg: CurateConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self.detect = get_detector(self.cfg.lang_detector, self.cfg.seed)
+
+    def process(self, row: dict[str, Any]):
+        lang = best_language(self.detect(row["caption"]))
+        if self.cfg.languages and lang not in self.cfg.languages:
+            self.drop("lang/not_kept")
+            return
+        yield {**row, "lang": lang}
+
+
+class KeepFirstFn(CountingDoFn):
+    """From a group of duplicates keep the smallest by ``order`` and count the rest."""
+
+    def __init__(self, reason: str, order: tuple[str, ...]):
+        super().__init__()
+        self.reason = reason
+        self.order = order
+
+    def process(self, kv: tuple[str, Any]):
+        rows = sorted(kv[1], key=lambda r: tuple(r[k] or "" for k in self.order))
+        for _ in rows[1:]:
+            self.drop(self.reason)
+        yield rows[0]
+
+
+class Dedupe(beam.PTransform):
+    """One row per uid (smallest page URL), then one per normalised image URL (smallest uid)."""
+
+    def expand(self, rows):
+        by_uid = (rows | "KeyByUid" >> beam.Map(lambda r: (r["uid"], r)) | "GroupUid" >> beam.GroupByKey()
+                  | "OnePerUid" >> beam.ParDo(KeepFirstFn("dedupe/duplicate_uid", ("page_url",))))
+        return (by_uid | "KeyByUrl" >> beam.Map(lambda r: (image_url_key(r["image_url"]), r))
+                | "GroupUrl" >> beam.GroupByKey()
+                | "OnePerUrl" >> beam.ParDo(KeepFirstFn("dedupe/duplicate_url", ("uid",))))
+
+
+class MatchFn(CountingDoFn):
+    """Attach ``entry_ids``; the automaton is built once per worker process."""
+
+    def __init__(self, queries_path: str, mode: str):
+        super().__init__()
+        self.queries_path = queries_path
+        self.mode = mode
+
+    def setup(self) -> None:
+        self.auto = shared_automaton(self.queries_path, self.mode)
+
+    def process(self, row: dict[str, Any]):
+        ids = match_ids(self.auto, row["caption"], self.mode)
+        if not ids:
+            self.drop("match/no_query")
+            return
+        yield {**row, "entry_ids": ids}
+
+
+class BalanceFn(CountingDoFn):
+    """Decide each matched pair by hash: kept with probability 1 - prod(1 - min(1, t / c_q))."""
+
+    def __init__(self, cfg: CurateConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def process(self, row: dict[str, Any], counts: dict[int, int], total: int):
+        t = threshold(total, self.cfg.balance_t, self.cfg.balance_fraction)
+        p = keep_probability(row["entry_ids"], counts, t)
+        kept = keep(row["uid"], self.cfg.seed, p)
+        if not kept:
+            self.drop("balance/over_cap")
+        yield {**row, "keep_prob": p, "kept": kept}
+
+
+def range_bucket(uid: str, parts_n: int) -> int:
+    """Part index by uid range, so parts read in order are globally sorted by uid."""
+    return int(uid[:8], 16) * parts_n // 2**32
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write through Beam's filesystems to a temporary name, then rename (local, gs://, s3://)."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    FileSystems.rename([tmp], [path])
+
+
+class WritePartFn(beam.DoFn):
+    """Write one uid-range bucket as a sorted Parquet part."""
+
+    def __init__(self, folder: str, schema_name: str):
+        self.folder = folder
+        self.schema_name = schema_name
+
+    def process(self, kv: tuple[int, Any]):
+        schema = {"curated": CURATED_SCHEMA, "pool": POOL_SCHEMA}[self.schema_name]
+        rows = sorted(kv[1], key=lambda r: r["uid"])
+        write_atomically(FileSystems.join(self.folder, part_name(kv[0])), table_bytes(table_from_rows(rows, schema)))
+        yield len(rows)
+
+
+class WriteParts(beam.PTransform):
+    """Range-partition by uid and write each part sorted."""
+
+    def __init__(self, folder: str, schema_name: str, parts_n: int):
+        super().__init__()
+        self.folder, self.schema_name, self.parts_n = folder, schema_name, parts_n
+
+    def expand(self, rows):
+        n = self.parts_n
+        return (rows | "Bucket" >> beam.Map(lambda r: (range_bucket(r["uid"], n), r)) | "GroupPart" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(WritePartFn(self.folder, self.schema_name)))
+
+
+def write_query_counts(kv_lists: list[tuple[int, dict[str, list[int]]]], path: str, queries_path: str) -> None:
+    """``query_counts.parquet``: each matched entry's count before and after balancing."""
+    import pyarrow as pa
+
+    entries = load_queries(queries_path)
+    rows = sorted((eid, sum(v["before"]), sum(v["after"])) for eid, v in kv_lists)
+    table = pa.table({"entry_id": pa.array([r[0] for r in rows], pa.int32()),
+                      "entry": pa.array([entries[r[0]] for r in rows], pa.string()),
+                      "count_before": pa.array([r[1] for r in rows], pa.int64()),
+                      "count_after": pa.array([r[2] for r in rows], pa.int64())})
+    write_atomically(path, table_bytes(table))
+
+
+class Curate(beam.PTransform):
+    """Candidates -> curated pairs, pool and per-entry counts, written under ``out``."""
+
+    def __init__(self, cfg: CurateConfig, queries_path: str, out: str):
+        super().__init__()
+        self.cfg, self.queries_path, self.out = cfg, queries_path, out
+
+    def expand(self, candidates):
+        cfg = self.cfg
+        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> beam.ParDo(FilterFn(cfg))
+                | "Dedupe" >> Dedupe() | "Language" >> beam.ParDo(LanguageFn(cfg))
+                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg.match_mode)))
+        per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
+                     | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
+        total = rows | "CountMatched" >> beam.combiners.Count.Globally()
+        decided = rows | "Balance" >> beam.ParDo(BalanceFn(cfg), counts=beam.pvalue.AsDict(per_entry),
+                                                 total=beam.pvalue.AsSingleton(total))
+        kept = decided | "Kept" >> beam.Filter(lambda r: r["kept"])
+        kept | "WriteCurated" >> WriteParts(self.out, "curated", cfg.num_parts)
+        decided | "WritePool" >> WriteParts(FileSystems.join(self.out, "pool"), "pool", cfg.num_parts)
+        after = (kept | "EntryOnesAfter" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
+                 | "CountAfter" >> beam.CombinePerKey(sum))
+        path, qpath = FileSystems.join(self.out, "query_counts.parquet"), self.queries_path
+        return ({"before": per_entry, "after": after} | "JoinCounts" >> beam.CoGroupByKey()
+                | "AllCounts" >> beam.combiners.ToList()
+                | "WriteCounts" >> beam.Map(write_query_counts, path, qpath))
+
+
+def read_parquet_rows(path: str):
+    """Rows of one Parquet file, through Beam's filesystems."""
+    with FileSystems.open(path) as f:
+        data = f.read()
+    yield from pq.read_table(io.BytesIO(data)).to_pylist()
+
+
+def pipeline_options(cfg: CurateConfig) -> PipelineOptions:
+    """Runner options: DirectRunner with worker processes locally, anything else via pipeline_args."""
+    args = [f"--runner={cfg.runner}", *cfg.pipeline_args]
+    if cfg.runner == "DirectRunner":
+        args += [f"--direct_num_workers={cfg.direct_num_workers}", f"--direct_running_mode={cfg.direct_running_mode}",
+                 "--default_sdk_harness_log_level=WARNING"]
+    return PipelineOptions(args)
+
+
+def build_pipeline(p: beam.Pipeline, inputs: list[str], cfg: CurateConfig, queries_path: str, out: str) -> None:
+    """Wire the pipeline onto ``p``."""
+    (p | "Inputs" >> beam.Create(inputs) | "Reshuffle" >> beam.Reshuffle()
+     | "Read" >> beam.FlatMap(read_parquet_rows) | "Curate" >> Curate(cfg, queries_path, out))
+
+
+def collect_counters(result: Any) -> dict[str, int]:
+    """The pipeline's ``<step>/<reason>`` counters."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(c.committed or c.attempted or 0)
+    return out
+
+
+def resolve_queries(cfg: CurateConfig, run: Path) -> str:
+    """The query list path: absolute, remote, or relative to the run folder (then to the cwd)."""
+    if "://" in cfg.queries or Path(cfg.queries).is_absolute():
+        return cfg.queries
+    inside = Path(run) / cfg.queries
+    if inside.exists():
+        return str(inside.resolve())
+    if Path(cfg.queries).exists():
+        return str(Path(cfg.queries).resolve())
+    raise FileNotFoundError(f"query list not found: {cfg.queries} (looked in {run} and the working directory)")
+
+
+def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
+    """Run the curation pipeline on ``<run>/candidates`` and finish ``<run>/curated``."""
+    cands = stage(run, "candidates")
+    if not cands.done:
+        raise FileNotFoundError(f"no finished crawl in {cands.path}: run `webclip crawl` first")
+    inputs = [str(p.resolve()) for p in parts(cands.path)]
+    queries_path = resolve_queries(cfg, run)
+    out = str(out_stage.path.resolve())
+    for old in parts(out_stage.path) + parts(out_stage.path / "pool"):
+        old.unlink()
+    with beam.Pipeline(options=pipeline_options(cfg)) as p:
+        build_pipeline(p, inputs, cfg, queries_path, out)
+    result = p.result if hasattr(p, "result") else None
+    counters = collect_counters(result) if result is not None else {}
+    tally = Tally("candidates", n_in=count_rows([Path(i) for i in inputs]), kept=count_rows(parts(out_stage.path)))
+    for reason, n in counters.items():
+        tally.drop(reason, n)
+    stats = tally.as_dict()
+    stats["matched"] = count_rows(parts(out_stage.path / "pool"))
+    stats["queries"] = len(load_queries(queries_path))
+    check_identity(stats)
+    out_stage.finish(stats)
+    return stats

