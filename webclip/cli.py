@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -186,6 +187,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web,
 def main(argv: list[str] | None = None) -> int:
     """Entry point: dispatch to a subcommand; user errors exit 2 with one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: webclip {" + ",".join([*STAGES, *COMMANDS]) + "} --run DIR [--config FILE] ...\n")
         for name, spec in STAGES.items():

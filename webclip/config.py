@@ -95,7 +95,10 @@ def build(cls: type[T], section: dict[str, Any] | None = None, overrides: dict[s
         raise ConfigError(f"{cls.__name__}: {e}") from e
     validate = getattr(obj, "validate", None)
     if validate is not None:
-        validate()
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f"{cls.__name__}: {e}") from e
     return obj
 
 

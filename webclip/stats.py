@@ -24,7 +24,8 @@ class Tally:
         """Count ``n`` units dropped for ``reason`` (``<step>/<reason>``)."""
         if "/" not in reason:
             raise ValueError(f"drop reason must be '<step>/<reason>', got {reason!r}")
-        self.dropped[reason] += n
+        if n:
+            self.dropped[reason] += n
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form used in ``stats.json``."""

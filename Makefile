@@ -1,0 +1,52 @@
+# webclip: `make demo` runs everything on the embedded sample web; `make test` runs the suite.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUN    ?= runs/demo
+CONFIG ?= configs/demo.json
+STAMP  := $(VENV)/.installed
+WEBCLIP := $(BIN)/webclip
+
+.PHONY: install demo crawl curate shards train eval queries bench test lint clean
+
+install: $(STAMP)
+
+# torch first, pinned, so nothing pulls a CUDA build; then the package with every extra.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .[dev]
+	touch $(STAMP)
+
+demo: install
+	$(WEBCLIP) demo --run $(RUN) --config $(CONFIG)
+
+crawl: install
+	$(WEBCLIP) crawl --run $(RUN) --config $(CONFIG) $(if $(SEEDS),--seeds-file $(SEEDS))
+
+curate: install
+	$(WEBCLIP) curate --run $(RUN) --config $(CONFIG)
+
+shards: curate
+	$(WEBCLIP) shards --run $(RUN) --config $(CONFIG)
+
+train: install
+	$(WEBCLIP) train --run $(RUN) --config $(CONFIG)
+
+eval: install
+	$(WEBCLIP) eval --run $(RUN) --config $(CONFIG) $(if $(CKPT),--checkpoint $(CKPT))
+
+bench: install
+	$(BIN)/python -m bench
+
+test: install
+	$(BIN)/python -m pytest --durations=15 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy webclip dedupe
+
+clean:
+	rm -rf runs bench/out .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -1,0 +1,1 @@
+"""A compact CLIP: image and text towers, contrastive loss, trainer and evaluation."""

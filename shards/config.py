@@ -1,0 +1,58 @@
+"""The shards stage's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from webclip.fetch import DEFAULT_USER_AGENT, FetchConfig
+
+RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
+
+
+@dataclass
+class ShardsConfig:
+    """Download, resize, politeness, dedupe, decontamination and final sharding."""
+
+    image_size: int = 256
+    resize_mode: str = "center_crop"
+    resize_only_if_bigger: bool = False
+    encode_quality: int = 90
+    min_image_size: int = 32
+    max_aspect_ratio: float = 3.0
+    max_image_pixels: int = 40_000_000  # Pillow's decompression-bomb limit
+    timeout: float = 10.0
+    max_bytes: int = 10_000_000
+    retries: int = 1
+    per_host_delay: float = 0.5
+    per_host_concurrency: int = 4
+    threads: int = 16
+    user_agent: str = DEFAULT_USER_AGENT
+    robots_agent: str = "webclip"
+    respect_robots: bool = True
+    allow_private: list[str] = field(default_factory=list)
+    samples_per_job: int = 2000
+    shard_size: int = 1000
+    val_fraction: float = 0.02
+    seed: int = 0
+    phash_threshold: int = 4
+    decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 2
+    direct_running_mode: str = "multi_processing"
+    pipeline_args: list[str] = field(default_factory=list)
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Reject impossible settings."""
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
+        if self.shard_size < 1 or self.samples_per_job < 1:
+            raise ValueError("shard_size and samples_per_job must be >= 1")
+
+    def fetch_config(self) -> FetchConfig:
+        """The fetcher's share of this config."""
+        return FetchConfig(user_agent=self.user_agent, timeout=self.timeout, max_bytes=self.max_bytes,
+                           retries=self.retries, per_host_delay=self.per_host_delay,
+                           per_host_concurrency=self.per_host_concurrency, allow_private=list(self.allow_private))

@@ -1,0 +1,88 @@
+"""Fetch one image politely, check it with Pillow, resize it with img2dataset's resizer."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from webclip.dedupe.images import image_sha256, phash_hex
+from webclip.fetch import Fetcher
+from webclip.robots import RobotsCache
+from webclip.shards.config import ShardsConfig
+
+OPT_OUT = {"noai", "noimageai"}
+
+
+@dataclass
+class Downloaded:
+    """A fetched, checked and resized sample, or the reason it was dropped."""
+
+    uid: str
+    reason: str | None = None
+    sample: dict[str, Any] | None = None
+
+
+def make_resizer(cfg: ShardsConfig):  # noqa: ANN201
+    """img2dataset's resizer configured from ``cfg``."""
+    from img2dataset.resizer import Resizer, ResizeMode
+
+    return Resizer(image_size=cfg.image_size, resize_mode=ResizeMode[cfg.resize_mode],
+                   resize_only_if_bigger=cfg.resize_only_if_bigger, encode_quality=cfg.encode_quality,
+                   encode_format="jpg", min_image_size=cfg.min_image_size, max_aspect_ratio=cfg.max_aspect_ratio)
+
+
+def check_image(data: bytes, max_pixels: int) -> tuple[Image.Image | None, str | None]:
+    """Decode with Pillow under its bomb limit; returns (image, None) or (None, reason)."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            if probe.width * probe.height > max_pixels:
+                return None, "bomb"
+            probe.verify()
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "bomb"
+    except Exception:  # Pillow raises many types for corrupt or truncated data
+        return None, "corrupt_image"
+    return image, None
+
+
+def download_one(row: dict[str, Any], fetcher: Fetcher, robots: RobotsCache | None, resizer: Any,
+                 cfg: ShardsConfig) -> Downloaded:
+    """One curated pair -> a WebDataset sample or a named drop reason (never raises for bad data)."""
+    uid, url = row["uid"], row["image_url"]
+    if robots is not None and not robots.allowed(url):
+        return Downloaded(uid, "download/robots_disallowed")
+    r = fetcher.get(url)
+    if r.error:
+        return Downloaded(uid, f"download/{r.error}")
+    if not r.ok:
+        return Downloaded(uid, f"download/http_{r.status}")
+    tag = {t.strip().lower() for t in r.headers.get("x-robots-tag", "").replace(",", " ").split()}
+    if tag & OPT_OUT:
+        return Downloaded(uid, "download/opt_out")
+    ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
+        return Downloaded(uid, "download/not_image")
+    image, reason = check_image(r.body, cfg.max_image_pixels)
+    if image is None:
+        return Downloaded(uid, f"download/{reason}")
+    if min(image.size) < cfg.min_image_size:
+        return Downloaded(uid, "download/too_small")
+    jpg, width, height, ow, oh, err = resizer(io.BytesIO(r.body))
+    if err is not None or jpg is None:
+        text = str(err or "")
+        return Downloaded(uid, "download/too_small" if "small" in text else "download/bad_aspect_ratio"
+                          if "aspect" in text else "download/resize_error")
+    meta = {"uid": uid, "key": uid, "caption": row["caption"], "image_url": url, "page_url": row["page_url"],
+            "lang": row["lang"], "entry_ids": list(row["entry_ids"]), "width": int(width), "height": int(height),
+            "original_width": int(ow), "original_height": int(oh), "sha256": image_sha256(r.body),
+            "phash": phash_hex(image)}
+    return Downloaded(uid, None, {"key": uid, "jpg": jpg, "txt": row["caption"], "json": meta})

@@ -1,0 +1,190 @@
+"""The shards stage: download jobs on Beam, then dedupe, decontaminate and reshard into final/."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from tqdm import tqdm
+
+from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
+from webclip.hashing import sha256_hex, unit_draw
+from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
+from webclip.records import SAMPLE_SCHEMA, table_from_rows
+from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
+from webclip.shards.config import ShardsConfig
+from webclip.shards.download import check_image, download_one, make_resizer
+from webclip.shards.jobs import write_job_inputs
+from webclip.shards.tarwrite import read_tar, tar_bytes
+from webclip.stats import Tally, check_identity
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+
+
+class DownloadJobFn(beam.DoFn):
+    """Runs whole download jobs with one long-lived fetcher, robots cache and resizer per worker."""
+
+    def __init__(self, cfg: ShardsConfig, jobs_dir: str):
+        self.cfg = cfg
+        self.jobs_dir = jobs_dir
+
+    def setup(self) -> None:
+        from webclip.fetch import Fetcher
+        from webclip.robots import RobotsCache
+
+        self.fetcher = Fetcher(self.cfg.fetch_config())
+        self.robots = RobotsCache(self.fetcher, self.cfg.robots_agent) if self.cfg.respect_robots else None
+        self.resizer = make_resizer(self.cfg)
+
+    def process(self, job: str):
+        yield run_job(job, Path(self.jobs_dir), self.cfg, self.fetcher, self.robots, self.resizer)
+
+
+def run_job(job: str, jobs_dir: Path, cfg: ShardsConfig, fetcher: Any, robots: Any, resizer: Any) -> str:
+    """Download one job into ``{job}.tar`` + ``{job}.parquet``; ``{job}_stats.json`` marks it done."""
+    done = jobs_dir / f"{job}_stats.json"
+    if done.exists():
+        return job
+    rows = list(iter_rows([jobs_dir / "_inputs" / f"{job}.parquet"]))
+    started = time.monotonic()
+    with ThreadPoolExecutor(cfg.threads, thread_name_prefix=f"job{job}") as pool:
+        results = list(pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows))
+    samples = sorted((r.sample for r in results if r.sample), key=lambda s: s["key"])
+    atomic_write_bytes(jobs_dir / f"{job}.tar", tar_bytes(samples))
+    write_rows(jobs_dir / f"{job}.parquet", [s["json"] for s in samples], SAMPLE_SCHEMA)
+    dropped = Counter(r.reason for r in results if r.reason)
+    stats = {"job": job, "in": len(rows), "kept": len(samples), "dropped": dict(sorted(dropped.items())),
+             "seconds": round(time.monotonic() - started, 3)}
+    check_identity(stats)
+    atomic_write_json(done, stats)
+    return job
+
+
+def pipeline_options(cfg: ShardsConfig) -> PipelineOptions:
+    """Runner options, as for curation."""
+    args = [f"--runner={cfg.runner}", *cfg.pipeline_args]
+    if cfg.runner == "DirectRunner":
+        args += [f"--direct_num_workers={cfg.direct_num_workers}", f"--direct_running_mode={cfg.direct_running_mode}",
+                 "--default_sdk_harness_log_level=WARNING"]
+    return PipelineOptions(args)
+
+
+def eval_index(folders: list[Path], threshold: int) -> HashIndex:
+    """Hash every image under the evaluation folders (and inside their WebDataset tars)."""
+    index = HashIndex(threshold)
+    for folder in folders:
+        for p in sorted(folder.rglob("*")):
+            datas = []
+            if p.suffix.lower() in IMAGE_EXTS:
+                datas = [p.read_bytes()]
+            elif p.suffix == ".tar":
+                datas = [s["jpg"] for s in read_tar(p) if "jpg" in s]
+            for data in datas:
+                image, _ = check_image(data, 100_000_000)
+                if image is not None:
+                    index.add(image_sha256(data), phash_hex(image))
+    return index
+
+
+def merged_samples(jobs_dir: Path, jobs: list[str]) -> Iterator[dict[str, Any]]:
+    """Every downloaded sample in uid order (a k-way merge of the sorted job tars)."""
+    streams = [read_tar(jobs_dir / f"{j}.tar") for j in jobs]
+    yield from heapq.merge(*streams, key=lambda s: s["key"])
+
+
+def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: Path, cfg: ShardsConfig) -> dict[str, Any]:
+    """Reshard kept samples into uniform train tars plus a val split; returns the manifest."""
+    final.mkdir(parents=True, exist_ok=True)
+    buffers: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
+    written: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
+    rows: list[dict[str, Any]] = []
+
+    def flush(split: str) -> None:
+        buf = buffers[split]
+        if not buf:
+            return
+        name = f"{'' if split == 'train' else 'val-'}{len(written[split]):05d}.tar"
+        data = tar_bytes(buf)
+        atomic_write_bytes(final / name, data)
+        written[split].append({"name": name, "samples": len(buf), "sha256": sha256_hex(data), "bytes": len(data)})
+        buffers[split] = []
+
+    for s in samples:
+        if s["key"] in drop:
+            continue
+        split = "val" if unit_draw(cfg.seed, f"val:{s['key']}") < cfg.val_fraction else "train"
+        buffers[split].append(s)
+        rows.append({**s["json"], "split": split})
+        if len(buffers[split]) >= cfg.shard_size:
+            flush(split)
+    flush("train")
+    flush("val")
+    schema = SAMPLE_SCHEMA.append(__import__("pyarrow").field("split", __import__("pyarrow").string()))
+    atomic_write_bytes(final / "samples.parquet", table_bytes(table_from_rows(rows, schema)))
+    manifest = {"train": written["train"], "val": written["val"],
+                "totals": {"train": sum(s["samples"] for s in written["train"]),
+                           "val": sum(s["samples"] for s in written["val"])}}
+    atomic_write_json(final / "manifest.json", manifest)
+    atomic_write_json(final / "sizes.json", {s["name"]: s["samples"] for s in written["train"] + written["val"]})
+    return manifest
+
+
+def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
+    """Download every curated pair, then dedupe, decontaminate and write ``shards/final/``."""
+    curated = stage(run, "curated")
+    if not curated.done:
+        raise FileNotFoundError(f"no finished curation in {curated.path}: run `webclip curate` first")
+    jobs_dir = out_stage.path / "jobs"
+    jobs = write_job_inputs(parts(curated.path), jobs_dir, cfg.samples_per_job)
+    todo = [j for j in jobs if not (jobs_dir / f"{j}_stats.json").exists()]
+    print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
+    if todo:
+        with beam.Pipeline(options=pipeline_options(cfg)) as p:
+            (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
+             | "Download" >> beam.ParDo(DownloadJobFn(cfg, str(jobs_dir.resolve()))))
+    job_stats = [json.loads((jobs_dir / f"{j}_stats.json").read_text()) for j in jobs]
+    tally = Tally("curated pairs", n_in=count_rows(parts(curated.path)))
+    for js in job_stats:
+        for reason, n in js["dropped"].items():
+            tally.drop(reason, n)
+    meta = list(iter_rows([jobs_dir / f"{j}.parquet" for j in jobs], columns=["uid", "sha256", "phash"]))
+    drop = {uid: reason for uid, (_, reason) in duplicate_groups(((m["uid"], m["sha256"], m["phash"]) for m in meta),
+                                                                  cfg.phash_threshold).items()}
+    folders = [Path(f) if Path(f).is_absolute() else Path(run) / f for f in cfg.decontaminate]
+    index = eval_index([f for f in folders if f.exists()], cfg.phash_threshold)
+    for m in meta:
+        if m["uid"] not in drop:
+            hit = index.match(m["sha256"], m["phash"])
+            if hit:
+                drop[m["uid"]] = f"decontam/{hit}_eval_overlap"
+    for reason in drop.values():
+        tally.drop(reason)
+    samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
+                   disable=not cfg.progress, mininterval=0.5)
+    manifest = write_final(samples, drop, out_stage.path / "final", cfg)
+    tally.kept = count_rows([out_stage.path / "final" / "samples.parquet"])
+    stats = tally.as_dict()
+    stats["downloaded"] = len(meta)
+    stats["eval_images_indexed"] = len(index)
+    stats["shards"] = manifest["totals"]
+    check_identity(stats)
+    atomic_write_bytes(out_stage.path / "DATASET.md", dataset_card(stats, manifest).encode())
+    out_stage.finish(stats)
+    return stats
+
+
+def dataset_card(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """A short human-readable card for the dataset."""
+    lines = ["# Dataset card", "", f"- curated pairs in: {stats['in']}", f"- downloaded: {stats['downloaded']}",
+             f"- final samples: {stats['kept']} (train {manifest['totals']['train']}, val {manifest['totals']['val']})",
+             f"- train shards: {len(manifest['train'])}, val shards: {len(manifest['val'])}", "", "## Dropped", ""]
+    lines += [f"- `{k}`: {v}" for k, v in sorted(stats["dropped"].items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines) + "\n"
