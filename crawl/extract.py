@@ -54,6 +54,8 @@ def parse_selectolax(text: str) -> ParsedPage:
     imgs = []
     for node in tree.css("img"):
         parent = node.parent
+        while parent is not None and parent.tag not in ("picture", "body", "html"):
+            parent = parent.parent
         sources = []
         if parent is not None and parent.tag == "picture":
             sources = [s.attributes.get("srcset") or "" for s in parent.css("source")]
@@ -74,9 +76,9 @@ def parse_bs4(text: str) -> ParsedPage:
     soup = BeautifulSoup(text, "lxml")
     imgs = []
     for node in soup.find_all("img"):
-        sources = []
-        if node.parent is not None and node.parent.name == "picture":
-            sources = [s.get("srcset") or "" for s in node.parent.find_all("source")]
+        # libxml2 does not know <source> is void and nests the <img> inside it: look up to <picture>.
+        picture = node.find_parent("picture")
+        sources = [s.get("srcset") or "" for s in picture.find_all("source")] if picture is not None else []
         imgs.append(ImgTag({k: (" ".join(v) if isinstance(v, list) else v) for k, v in node.attrs.items()}, sources))
     base = soup.find("base", href=True)
     html_node = soup.find("html")

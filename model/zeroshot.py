@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from webclip.model.clip import CLIP
 from webclip.model.tokenizer import encode_batch
 

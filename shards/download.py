@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
-
 from webclip.dedupe.images import image_sha256, phash_hex
+from webclip.shards.config import ShardsConfig
+
 from webclip.fetch import Fetcher
 from webclip.robots import RobotsCache
-from webclip.shards.config import ShardsConfig
 
 OPT_OUT = {"noai", "noimageai"}
 
@@ -28,7 +28,7 @@ class Downloaded:
 
 def make_resizer(cfg: ShardsConfig):  # noqa: ANN201
     """img2dataset's resizer configured from ``cfg``."""
-    from img2dataset.resizer import Resizer, ResizeMode
+    from img2dataset.resizer import ResizeMode, Resizer
 
     return Resizer(image_size=cfg.image_size, resize_mode=ResizeMode[cfg.resize_mode],
                    resize_only_if_bigger=cfg.resize_only_if_bigger, encode_quality=cfg.encode_quality,

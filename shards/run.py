@@ -14,16 +14,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from tqdm import tqdm
-
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
-from webclip.hashing import sha256_hex, unit_draw
-from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
-from webclip.records import SAMPLE_SCHEMA, table_from_rows
-from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
 from webclip.shards.jobs import write_job_inputs
 from webclip.shards.tarwrite import read_tar, tar_bytes
+
+from webclip.hashing import sha256_hex, unit_draw
+from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
+from webclip.records import SAMPLE_SCHEMA, table_from_rows
+from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
 from webclip.stats import Tally, check_identity
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}

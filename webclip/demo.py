@@ -98,8 +98,8 @@ def print_table(summary: dict[str, Any], run: Path) -> None:
 
 def run_demo(run: Path, config_file: dict[str, Any], force: bool = False) -> dict[str, Any]:
     """Run every stage into ``run`` (skipping finished ones), then summarise."""
-    from webclip.sampleweb.context import SampleWebSection, ensure_sample_web
     from webclip.config import build
+    from webclip.sampleweb.context import SampleWebSection, ensure_sample_web
 
     seconds: dict[str, float] = {}
     started = time.monotonic()

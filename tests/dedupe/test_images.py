@@ -1,0 +1,30 @@
+"""Exact and near-duplicate grouping and the evaluation-set index."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+from webclip.dedupe.images import HashIndex, duplicate_groups, phash_hex
+
+from webclip.sampleweb.draw import random_spec, render
+
+
+def test_groups_keep_lowest_uid() -> None:
+    items = [("b", "s1", "ffffffffffffffff"), ("a", "s1", "ffffffffffffffff"), ("c", "s2", "fffffffffffffff0"),
+             ("d", "s3", "0000000000000000")]
+    assert duplicate_groups(items, threshold=4) == {"b": ("a", "dedupe/exact_duplicate"), "c": ("a", "dedupe/near_duplicate")}
+    assert duplicate_groups(items, threshold=0) == {"b": ("a", "dedupe/exact_duplicate")}
+
+
+def test_reencoded_and_resized_copies_are_near_duplicates() -> None:
+    import numpy as np
+
+    img = render(random_spec("star", np.random.default_rng(3), size=256))
+    buf = io.BytesIO()
+    img.resize((180, 180)).save(buf, "JPEG", quality=60)
+    copy = Image.open(io.BytesIO(buf.getvalue()))
+    index = HashIndex(threshold=4)
+    index.add("sha-original", phash_hex(img))
+    assert index.match("sha-other", phash_hex(copy)) == "near"
+    assert index.match("sha-original", "0" * 16) == "exact"

@@ -1,0 +1,68 @@
+"""Normalisation, word-boundary matching and hash-decided balancing."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from webclip.pipelines.balance import entry_probability, keep, keep_probability
+from webclip.pipelines.config import CurateConfig
+from webclip.pipelines.curate import FilterFn
+from webclip.pipelines.filters import filter_reason
+from webclip.pipelines.match import build_automaton, match_ids
+from webclip.pipelines.normalise import normalise_caption
+
+
+def test_normalise_caption() -> None:
+    assert normalise_caption("Tom &amp;amp; <b>Jerry</b>\u200b\t run\u0007") == "Tom & Jerry run"
+    assert normalise_caption("cafe\u0301") == "café"
+
+
+def test_word_boundary_vs_substring() -> None:
+    entries = ["cat", "star", "new york", "猫", "c++", "ice-cream"]
+    word, sub = build_automaton(entries, "word"), build_automaton(entries, "substring")
+    assert match_ids(word, "Education in the starfish lab", "word") == []
+    assert match_ids(sub, "Education in the starfish lab", "substring") == [0, 1]
+    assert match_ids(word, "A CAT, in New-York!", "word") == [0, 2]  # punctuation is a boundary on both sides
+    assert match_ids(word, "a cat in new york", "word") == [0, 2]
+    assert match_ids(word, "我的猫很可爱", "word") == [3]
+    assert match_ids(word, "Ice cream (ice-cream) and C++", "word") == [4, 5]
+
+
+def test_balancing_keeps_rare_entries_and_caps_head() -> None:
+    counts = {0: 50, 1: 5000}
+    t = 500
+    assert keep_probability([0], counts, t) == 1.0
+    rng = random.Random(0)
+    uids = [f"{rng.getrandbits(128):032x}" for _ in range(5000)]
+    kept = sum(keep(u, 0, keep_probability([1], counts, t)) for u in uids)
+    p = entry_probability(5000, t)
+    assert abs(kept - 5000 * p) < 3 * math.sqrt(5000 * p * (1 - p))
+    both = keep_probability([0, 1], counts, t)
+    assert both == 1.0
+    assert [keep(u, 0, 0.3) for u in uids[:50]] == [keep(u, 0, 0.3) for u in uids[:50]]
+    assert [keep(u, 0, 0.3) for u in uids[:200]] != [keep(u, 1, 0.3) for u in uids[:200]]
+
+
+def test_filter_reasons() -> None:
+    cfg = CurateConfig()
+    base = {"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False}
+    cases = {"ok caption here": None, "logo": "filter/alt_too_short", "IMG_1234.jpg": "filter/file_name_alt",
+             "https://x.com/a.jpg": "filter/url_alt", "aaaaaaaaaa nice": "filter/repeated_chars",
+             "thumbnail": "filter/junk_alt", "x" * 300: "filter/alt_too_long"}
+    for caption, reason in cases.items():
+        assert filter_reason({**base, "caption": caption}, cfg) == reason, caption
+    assert filter_reason({**base, "caption": "a nice one", "opt_out": True}, cfg) == "filter/opt_out"
+    assert filter_reason({**base, "caption": "a nice one", "width": 1}, cfg) == "filter/too_small_declared"
+    assert filter_reason({**base, "caption": "a nice one", "image_url": "http://x/p.html"}, cfg) == "filter/non_image_extension"
+
+
+def test_filter_transform() -> None:
+    rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "caption": c}
+            for c in ("a red star", "logo", "two words")]
+    with TestPipeline() as p:
+        out = p | beam.Create(rows) | beam.ParDo(FilterFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
+        assert_that(out, equal_to(["a red star", "two words"]))
