@@ -1,0 +1,1 @@
+"""Benchmarks: each prints one JSON line with its figure and its anchor measured in the same run."""
