@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
+
 from webclip.crawl.charset import decode_html
 from webclip.crawl.extract import extract
 

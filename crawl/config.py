@@ -13,6 +13,7 @@ SCOPES = ("host", "domain", "hosts")
 class CrawlConfig:
     """Where to start, what is in scope, and how politely to fetch."""
 
+    source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
     seeds: list[str] = field(default_factory=list)
     seeds_file: str | None = None
     scope: str = "host"
@@ -36,9 +37,18 @@ class CrawlConfig:
     parser: str = "selectolax"
     rows_per_part: int = 500_000
     progress: bool = True
+    paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
+    paths_file: str | None = None
+    num_parts: int = 4
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 2
+    direct_running_mode: str = "multi_processing"
+    pipeline_args: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Reject impossible settings."""
+        if self.source not in ("live", "cc"):
+            raise ValueError("source must be live or cc")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
         if self.parser not in ("selectolax", "bs4"):

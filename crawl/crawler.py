@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 from tqdm import tqdm
+
 from webclip.crawl.charset import decode_html
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.extract import _robots_tokens, extract
 from webclip.crawl.journal import Journal, read_journal
 from webclip.crawl.urls import in_scope
 from webclip.dedupe.urls import normalise_url
-
 from webclip.fetch import Fetcher
 from webclip.robots import RobotsCache
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.crawler import crawl
-
-from webclip.parquet import count_rows, part_name, parts, write_rows
+from webclip.parquet import count_rows, part_name, parts, row_sort_key, write_rows
 from webclip.records import CANDIDATE_SCHEMA
 from webclip.runfolder import StageDir
 from webclip.stats import Tally, check_identity
@@ -51,7 +50,7 @@ def summarise(entries: list[dict[str, Any]], written: int) -> dict[str, Any]:
 
 def write_candidates(entries: list[dict[str, Any]], folder: Path, rows_per_part: int) -> int:
     """Write every candidate, sorted by (uid, page_url), into Parquet parts; returns rows written."""
-    rows = sorted((c for e in entries for c in e["candidates"]), key=lambda r: (r["uid"], r["page_url"]))
+    rows = sorted((c for e in entries for c in e["candidates"]), key=lambda r: row_sort_key(r, ("uid", "page_url")))
     for old in parts(folder):
         old.unlink()
     for i in range(max(1, -(-len(rows) // rows_per_part))):
@@ -61,6 +60,17 @@ def write_candidates(entries: list[dict[str, Any]], folder: Path, rows_per_part:
 
 
 def run_crawl(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
+    """Dispatch on ``source``: a live crawl of seeds or a Beam read of Common Crawl archives."""
+    if cfg.source == "cc":
+        from webclip.crawl.cc import run_cc
+
+        stats = run_cc(cfg, stage, run)
+        stage.finish(stats)
+        return stats
+    return run_live(cfg, stage)
+
+
+def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     """Crawl (resuming any journal in ``_work/``), write candidates and finish the stage."""
     seeds = read_seeds(cfg)
     work = stage.path / "_work"

@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from webclip.model.config import ModelConfig
 from webclip.model.resnet import ModifiedResNet
 from webclip.model.transformer import Transformer

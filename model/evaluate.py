@@ -9,13 +9,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from webclip.hashing import unit_draw
 from webclip.model.config import EvalConfig
 from webclip.model.data import iter_tar, preprocess, read_manifest
 from webclip.model.tokenizer import encode_batch
 from webclip.model.train import load_model, pick_device
 from webclip.model.zeroshot import accuracy_report, classifier_weights
-
-from webclip.hashing import unit_draw
 from webclip.runfolder import StageDir, atomic_write_json
 from webclip.stats import Tally
 

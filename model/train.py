@@ -12,13 +12,13 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+
+from webclip.config import build
 from webclip.model.clip import CLIP
 from webclip.model.config import ModelConfig, TrainConfig, load_preset
 from webclip.model.data import Position, ShardLoader, iter_tar, read_manifest
 from webclip.model.loss import clip_loss
 from webclip.model.tokenizer import encode_batch, train_tokenizer
-
-from webclip.config import build
 from webclip.runfolder import StageDir, atomic_write_json, stage
 from webclip.stats import Tally, check_identity
 

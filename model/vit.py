@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from webclip.model.config import ModelConfig
 from webclip.model.transformer import Transformer
 

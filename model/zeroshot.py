@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from webclip.model.clip import CLIP
 from webclip.model.tokenizer import encode_batch
 

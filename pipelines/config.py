@@ -28,6 +28,7 @@ class CurateConfig:
     direct_num_workers: int = 2
     direct_running_mode: str = "multi_processing"
     pipeline_args: list[str] = field(default_factory=list)
+    progress: bool = True
 
     def validate(self) -> None:
         """Reject impossible settings."""

@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
+
+from webclip.beamio import (
+    CountingDoFn,
+    WriteParts,
+    collect_counters,
+    pipeline_options,
+    write_atomically,
+)
 from webclip.dedupe.urls import image_url_key
+from webclip.parquet import count_rows, parts, table_bytes
 from webclip.pipelines.balance import keep, keep_probability, threshold
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.filters import filter_reason
 from webclip.pipelines.langid import best_language, get_detector
 from webclip.pipelines.match import load_queries, match_ids, shared_automaton
 from webclip.pipelines.normalise import normalise_caption
-
-from webclip.parquet import count_rows, part_name, parts, table_bytes
-from webclip.records import CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
+from webclip.progress import watch
 from webclip.runfolder import StageDir, stage
 from webclip.stats import Tally, check_identity
-
-NAMESPACE = "webclip"
-
-
-class CountingDoFn(beam.DoFn):
-    """A DoFn that counts drops as Beam counters named ``<step>/<reason>``."""
-
-    def __init__(self) -> None:
-        self._counters: dict[str, Any] = {}
-
-    def drop(self, reason: str) -> None:
-        """Count one dropped record."""
-        if reason not in self._counters:
-            self._counters[reason] = Metrics.counter(NAMESPACE, reason)
-        self._counters[reason].inc()
 
 
 class NormaliseFn(beam.DoFn):
@@ -142,46 +131,6 @@ class BalanceFn(CountingDoFn):
         yield {**row, "keep_prob": p, "kept": kept}
 
 
-def range_bucket(uid: str, parts_n: int) -> int:
-    """Part index by uid range, so parts read in order are globally sorted by uid."""
-    return int(uid[:8], 16) * parts_n // 2**32
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write through Beam's filesystems to a temporary name, then rename (local, gs://, s3://)."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    FileSystems.rename([tmp], [path])
-
-
-class WritePartFn(beam.DoFn):
-    """Write one uid-range bucket as a sorted Parquet part."""
-
-    def __init__(self, folder: str, schema_name: str):
-        self.folder = folder
-        self.schema_name = schema_name
-
-    def process(self, kv: tuple[int, Any]):
-        schema = {"curated": CURATED_SCHEMA, "pool": POOL_SCHEMA}[self.schema_name]
-        rows = sorted(kv[1], key=lambda r: r["uid"])
-        write_atomically(FileSystems.join(self.folder, part_name(kv[0])), table_bytes(table_from_rows(rows, schema)))
-        yield len(rows)
-
-
-class WriteParts(beam.PTransform):
-    """Range-partition by uid and write each part sorted."""
-
-    def __init__(self, folder: str, schema_name: str, parts_n: int):
-        super().__init__()
-        self.folder, self.schema_name, self.parts_n = folder, schema_name, parts_n
-
-    def expand(self, rows):
-        n = self.parts_n
-        return (rows | "Bucket" >> beam.Map(lambda r: (range_bucket(r["uid"], n), r)) | "GroupPart" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WritePartFn(self.folder, self.schema_name)))
-
-
 def write_query_counts(kv_lists: list[tuple[int, dict[str, list[int]]]], path: str, queries_path: str) -> None:
     """``query_counts.parquet``: each matched entry's count before and after balancing."""
     import pyarrow as pa
@@ -230,29 +179,10 @@ def read_parquet_rows(path: str):
     yield from pq.read_table(io.BytesIO(data)).to_pylist()
 
 
-def pipeline_options(cfg: CurateConfig) -> PipelineOptions:
-    """Runner options: DirectRunner with worker processes locally, anything else via pipeline_args."""
-    args = [f"--runner={cfg.runner}", *cfg.pipeline_args]
-    if cfg.runner == "DirectRunner":
-        args += [f"--direct_num_workers={cfg.direct_num_workers}", f"--direct_running_mode={cfg.direct_running_mode}",
-                 "--default_sdk_harness_log_level=WARNING"]
-    return PipelineOptions(args)
-
-
 def build_pipeline(p: beam.Pipeline, inputs: list[str], cfg: CurateConfig, queries_path: str, out: str) -> None:
     """Wire the pipeline onto ``p``."""
     (p | "Inputs" >> beam.Create(inputs) | "Reshuffle" >> beam.Reshuffle()
      | "Read" >> beam.FlatMap(read_parquet_rows) | "Curate" >> Curate(cfg, queries_path, out))
-
-
-def collect_counters(result: Any) -> dict[str, int]:
-    """The pipeline's ``<step>/<reason>`` counters."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    out: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(c.committed or c.attempted or 0)
-    return out
 
 
 def resolve_queries(cfg: CurateConfig, run: Path) -> str:
@@ -277,7 +207,8 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
     out = str(out_stage.path.resolve())
     for old in parts(out_stage.path) + parts(out_stage.path / "pool"):
         old.unlink()
-    with beam.Pipeline(options=pipeline_options(cfg)) as p:
+    with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=pipeline_options(
+            cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
         build_pipeline(p, inputs, cfg, queries_path, out)
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import ahocorasick
+
 from webclip.pipelines.normalise import match_key
 
 _lock = threading.Lock()

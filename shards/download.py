@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
-from webclip.dedupe.images import image_sha256, phash_hex
-from webclip.shards.config import ShardsConfig
 
+from webclip.dedupe.images import image_sha256, phash_hex
 from webclip.fetch import Fetcher
 from webclip.robots import RobotsCache
+from webclip.shards.config import ShardsConfig
 
 OPT_OUT = {"noai", "noimageai"}
 

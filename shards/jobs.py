@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from webclip.dedupe.urls import registered_domain
-
 from webclip.hashing import bucket_of
 from webclip.parquet import iter_rows, write_rows
 from webclip.records import CURATED_SCHEMA

@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 from tqdm import tqdm
+
+from webclip.beamio import pipeline_options
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
+from webclip.hashing import sha256_hex, unit_draw
+from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
+from webclip.progress import watch
+from webclip.records import SAMPLE_SCHEMA, table_from_rows
+from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
 from webclip.shards.jobs import write_job_inputs
 from webclip.shards.tarwrite import read_tar, tar_bytes
-
-from webclip.hashing import sha256_hex, unit_draw
-from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
-from webclip.records import SAMPLE_SCHEMA, table_from_rows
-from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
 from webclip.stats import Tally, check_identity
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
@@ -55,8 +56,14 @@ def run_job(job: str, jobs_dir: Path, cfg: ShardsConfig, fetcher: Any, robots: A
         return job
     rows = list(iter_rows([jobs_dir / "_inputs" / f"{job}.parquet"]))
     started = time.monotonic()
+    progress = jobs_dir / "_progress" / job
+    progress.parent.mkdir(exist_ok=True)
+    results = []
     with ThreadPoolExecutor(cfg.threads, thread_name_prefix=f"job{job}") as pool:
-        results = list(pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows))
+        for r in pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows):
+            results.append(r)
+            if len(results) % 50 == 0:
+                progress.write_text(str(len(results)))
     samples = sorted((r.sample for r in results if r.sample), key=lambda s: s["key"])
     atomic_write_bytes(jobs_dir / f"{job}.tar", tar_bytes(samples))
     write_rows(jobs_dir / f"{job}.parquet", [s["json"] for s in samples], SAMPLE_SCHEMA)
@@ -68,13 +75,16 @@ def run_job(job: str, jobs_dir: Path, cfg: ShardsConfig, fetcher: Any, robots: A
     return job
 
 
-def pipeline_options(cfg: ShardsConfig) -> PipelineOptions:
-    """Runner options, as for curation."""
-    args = [f"--runner={cfg.runner}", *cfg.pipeline_args]
-    if cfg.runner == "DirectRunner":
-        args += [f"--direct_num_workers={cfg.direct_num_workers}", f"--direct_running_mode={cfg.direct_running_mode}",
-                 "--default_sdk_harness_log_level=WARNING"]
-    return PipelineOptions(args)
+def _downloaded(jobs_dir: Path, jobs: list[str]) -> int:
+    """URLs finished so far across running jobs (read from their progress files)."""
+    total = 0
+    for j in jobs:
+        done = jobs_dir / f"{j}_stats.json"
+        if done.exists():
+            total += json.loads(done.read_text())["in"]
+        elif (jobs_dir / "_progress" / j).exists():
+            total += int((jobs_dir / "_progress" / j).read_text() or 0)
+    return total
 
 
 def eval_index(folders: list[Path], threshold: int) -> HashIndex:
@@ -147,7 +157,10 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     todo = [j for j in jobs if not (jobs_dir / f"{j}_stats.json").exists()]
     print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
     if todo:
-        with beam.Pipeline(options=pipeline_options(cfg)) as p:
+        n_todo = sum(count_rows([jobs_dir / "_inputs" / f"{j}.parquet"]) for j in todo)
+        with watch("download", n_todo, lambda: _downloaded(jobs_dir, todo), cfg.progress, unit="url"), \
+                beam.Pipeline(options=pipeline_options(
+                    cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
             (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
              | "Download" >> beam.ParDo(DownloadJobFn(cfg, str(jobs_dir.resolve()))))
     job_stats = [json.loads((jobs_dir / f"{j}_stats.json").read_text()) for j in jobs]

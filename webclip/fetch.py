@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -218,7 +219,7 @@ class Fetcher:
         return Response(url=url, status=r.status_code, headers=headers, body=b"".join(chunks))
 
 
-def _socket_of(raw: object) -> object | None:
+def _socket_of(raw: Any) -> Any:
     """The socket under a urllib3 response, to shrink its timeout to the remaining deadline."""
     try:
         return raw._fp.fp.raw._sock  # type: ignore[attr-defined]

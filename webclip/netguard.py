@@ -74,6 +74,6 @@ class AddressGuard:
         except (socket.gaierror, UnicodeError) as e:
             raise Refused("dns_error", host) from e
         for info in infos:
-            addr = ipaddress.ip_address(info[4][0].split("%")[0])
+            addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
             if _is_private(addr) and not any(r.allows(host, port, addr) for r in self.rules):
                 raise Refused("private_address", f"{host} -> {addr}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,15 @@ def table_bytes(table: pa.Table, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
     return buf.getvalue()
 
 
+def row_sort_key(row: dict[str, Any], sort_by: tuple[str, ...]) -> tuple:
+    """Sort by ``sort_by``, then by the whole row, so ties never depend on arrival order."""
+    return (*(row[k] for k in sort_by), json.dumps(row, sort_keys=True, default=str))
+
+
 def write_rows(path: str | Path, rows: list[dict[str, Any]], schema: pa.Schema,
                sort_by: tuple[str, ...] = ("uid",), row_group_size: int = ROW_GROUP_SIZE) -> int:
     """Sort ``rows`` by ``sort_by`` and write them atomically; returns the row count."""
-    rows = sorted(rows, key=lambda r: tuple(r[k] for k in sort_by))
+    rows = sorted(rows, key=lambda r: row_sort_key(r, sort_by))
     atomic_write_bytes(path, table_bytes(table_from_rows(rows, schema), row_group_size))
     return len(rows)
 

@@ -72,3 +72,21 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(served_web, tmp_path) 
     again = _crawl(tmp_path / "killed", cfg)
     assert again.wait(timeout=120) == 0, again.stderr.read()
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "full")
+
+
+def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
+    from tests.conftest import shared_data
+
+    folder = shared_data("warc")
+    run = tmp_path / "cc"
+    args = ["crawl", "--run", str(run), "--source", "cc", "--no-progress", "--num-parts", "2",
+            "--paths", str(folder / "resiliparse-warcfile-truncated.warc.gz"),
+            "--paths", str(folder / "eugeneware-CC-MAIN-20140820021334-00006.warc.wat")]
+    r = subprocess.run([sys.executable, "-m", "webclip.cli", *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    stats = json.loads((run / "candidates" / "stats.json").read_text())
+    check_identity(stats)
+    check_identity(stats["pages"])
+    assert stats["pages"]["dropped"] == {"warc/truncated_record": 1} and stats["files"] == 2
+    rows = [u for p in sorted((run / "candidates").glob("part-*.parquet")) for u in pq.read_table(p)["uid"].to_pylist()]
+    assert rows == sorted(rows) and len(rows) == stats["kept"]

@@ -6,10 +6,10 @@ import gzip
 import json
 
 import pytest
-from webclip.crawl.charset import decode_html
-from webclip.crawl.extract import extract
 
 from tests.conftest import shared_data
+from webclip.crawl.charset import decode_html
+from webclip.crawl.extract import extract
 
 PAGE = """<html lang="EN"><head><base href="http://ex.com/media/"><meta name="robots" content="noimageai"></head><body>
 <img src="a.jpg" alt="  Tom &amp; Jerry

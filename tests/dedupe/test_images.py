@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-from webclip.dedupe.images import HashIndex, duplicate_groups, phash_hex
 
+from webclip.dedupe.images import HashIndex, duplicate_groups, phash_hex
 from webclip.sampleweb.draw import random_spec, render
 
 

@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+
 from webclip.model.clip import CLIP
 from webclip.model.config import load_preset
 from webclip.model.loss import clip_loss

@@ -8,6 +8,7 @@ import random
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+
 from webclip.pipelines.balance import entry_probability, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.curate import FilterFn

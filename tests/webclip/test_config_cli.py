@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from webclip.crawl.config import CrawlConfig
 
 from webclip.config import ConfigError, build
+from webclip.crawl.config import CrawlConfig
 
 
 def test_file_section_then_flags_override() -> None:

@@ -214,7 +214,6 @@ class SiteBuilder:
     def pages(self, specs: list[tuple[str, DrawSpec]]) -> list[Page]:
         """Lay the images out over the article pages, with links between pages."""
         cfg, rng = self.cfg, self.rng
-        per_section = [[] for _ in range(cfg.sections)]
         pages = []
         for i in range(cfg.pages):
             s = i % cfg.sections
@@ -229,7 +228,6 @@ class SiteBuilder:
                 self.counts["page_header_charset"] += 1
             if rng.random() < 0.05:
                 page.base = "/img/"
-            per_section[s].append(page.path)
             pages.append(page)
         # Every image once in order, then popular images again (a Zipf over image index).
         slots = [i for i in range(len(specs))]

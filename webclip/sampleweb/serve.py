@@ -37,7 +37,7 @@ class SiteServer(ThreadingHTTPServer):
             with self.log_lock:
                 self.log_file.write(f"{time.time():.6f}\t{path}\t{status}\n")
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up early (timeouts, byte caps) are expected: stay quiet."""
         exc = sys.exc_info()[1]
         if not isinstance(exc, ConnectionError | TimeoutError):

@@ -1,0 +1,45 @@
+"""Common Crawl WARC/WAT reading on the real archives of ../shared/data/warc."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tests.conftest import shared_data
+from webclip.crawl.warc import _dechunk, read_archive, split_http
+
+
+def _read(name: str):
+    outcomes = list(read_archive(str(shared_data("warc") / name)))
+    return Counter(o.page_drop or "ok" for o in outcomes), outcomes
+
+
+def test_every_archive_is_read_and_images_agree_with_the_index() -> None:
+    folder = shared_data("warc")
+    index = {json.loads(line)["file"]: json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()}
+    for name in ("resiliparse-warcfile.warc.gz", "resiliparse-clueweb-quirk.warc.gz", "whirlwind.warc.gz",
+                 "eugeneware-CC-MAIN-20140820021334-00006.warc"):
+        _, outcomes = _read(name)
+        imgs = sum(o.imgs for o in outcomes)
+        # the index counts '<img' bytes, a few of which sit in scripts or comments
+        assert 0.97 * index[name]["img_tags"] <= imgs <= index[name]["img_tags"], name
+
+
+def test_truncated_record_is_counted_and_the_rest_is_read() -> None:
+    counts, outcomes = _read("resiliparse-warcfile-truncated.warc.gz")
+    assert counts == {"ok": 8, "warc/truncated_record": 1}
+    assert sum(len(o.candidates) for o in outcomes) > 0
+
+
+def test_wat_image_links_with_alt() -> None:
+    for name in ("eugeneware-CC-MAIN-20140820021334-00006.warc.wat",
+                 "eugeneware-CC-MAIN-20140820021334-00006-per-record-gzip.warc.wat.gz"):
+        _, outcomes = _read(name)
+        cands = [c for o in outcomes for c in o.candidates]
+        assert len(cands) == 4 and all(c.source == "wat" for c in cands)
+        assert "http://0pointer.de/photos/galleries/Australia/lq/img-496.jpg" in {c.image_url for c in cands}
+
+
+def test_http_quirks() -> None:
+    assert split_http(b"HTTP/1.1 200 OK\nA: b\n\nbody") == (b"HTTP/1.1 200 OK\nA: b", b"body")
+    assert _dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
