@@ -33,6 +33,7 @@ class CrawlConfig:
     robots_agent: str = "webclip"
     allow_private: list[str] = field(default_factory=list)
     respect_robots: bool = True
+    use_sitemaps: bool = True
     strip_tracking_params: bool = True
     parser: str = "selectolax"
     rows_per_part: int = 500_000

@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from tqdm import tqdm
 
@@ -22,6 +22,24 @@ from webclip.fetch import Fetcher
 from webclip.robots import RobotsCache
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+SITEMAP_ENTRY = "sitemaps:"  # journal entry holding the URLs the seeds' sitemaps listed
+
+
+def discover_sitemaps(seeds: list[str], fetcher: Fetcher, robots: RobotsCache | None) -> list[str]:
+    """Page URLs from each seed host's sitemaps (declared in robots.txt, else /sitemap.xml)."""
+    from webclip.crawl.sitemaps import sitemap_urls
+
+    def fetch(url: str) -> bytes | None:
+        if robots is not None and not robots.allowed(url):
+            return None
+        r = fetcher.get(url)
+        return r.body if r.ok else None
+
+    out: list[str] = []
+    for host in dict.fromkeys(f"{urlsplit(s).scheme}://{urlsplit(s).netloc}/" for s in seeds):
+        declared = list(robots.rules(host).sitemaps) if robots is not None else []
+        out += sitemap_urls(host, declared, fetch)
+    return out
 
 
 @dataclass
@@ -112,6 +130,12 @@ def crawl(cfg: CrawlConfig, seeds: list[str], work: Path) -> list[dict[str, Any]
     fetcher = Fetcher(cfg.fetch_config())
     robots = RobotsCache(fetcher, cfg.robots_agent) if cfg.respect_robots else None
     journal = Journal(journal_path)
+    if cfg.use_sitemaps and not any(e["url"] == SITEMAP_ENTRY for e in entries):
+        entry = {"url": SITEMAP_ENTRY, "depth": 0, "outcome": "sitemaps", "candidates": [], "imgs": 0,
+                 "img_drops": {}, "links": discover_sitemaps(seeds, fetcher, robots)}
+        journal.append(entry)
+        frontier.finish(entry)
+        entries.append(entry)
     errors = Counter(e["outcome"] for e in entries if e["outcome"] != "ok")
     n_cands = sum(len(e["candidates"]) for e in entries)
     bar = tqdm(total=len(frontier.admitted), initial=len(entries), unit="page", desc="crawl",

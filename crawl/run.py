@@ -30,9 +30,11 @@ def read_seeds(cfg: CrawlConfig) -> list[str]:
 
 def summarise(entries: list[dict[str, Any]], written: int) -> dict[str, Any]:
     """stats.json for the crawl: image candidates, with a ``pages`` block of its own."""
-    pages = Tally("pages", n_in=len(entries))
+    pages = Tally("pages", n_in=sum(1 for e in entries if e["outcome"] != "sitemaps"))
     images = Tally("image candidates")
     for e in entries:
+        if e["outcome"] == "sitemaps":
+            continue
         if e["outcome"] == "ok":
             pages.kept += 1
             images.n_in += e["imgs"]
@@ -77,7 +79,8 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     entries = crawl(cfg, seeds, work)
     written = write_candidates(entries, stage.path, cfg.rows_per_part)
     stats = summarise(entries, written)
-    stats["outcomes"] = dict(sorted(Counter(e["outcome"] for e in entries).items()))
+    stats["outcomes"] = dict(sorted(Counter(e["outcome"] for e in entries if e["outcome"] != "sitemaps").items()))
+    stats["sitemap_urls"] = sum(len(e["links"]) for e in entries if e["outcome"] == "sitemaps")
     stage.finish(stats)
     shutil.rmtree(work, ignore_errors=True)
     return stats

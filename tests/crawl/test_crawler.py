@@ -90,3 +90,14 @@ def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
     assert stats["pages"]["dropped"] == {"warc/truncated_record": 1} and stats["files"] == 2
     rows = [u for p in sorted((run / "candidates").glob("part-*.parquet")) for u in pq.read_table(p)["uid"].to_pylist()]
     assert rows == sorted(rows) and len(rows) == stats["kept"]
+
+
+def test_sitemap_reveals_a_page_no_link_reaches(served_web, tmp_path) -> None:
+    _, _, port, log = served_web
+    p = _crawl(tmp_path / "run", _config(tmp_path, port))
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    stats = json.loads((tmp_path / "run" / "candidates" / "stats.json").read_text())
+    assert stats["sitemap_urls"] >= 2
+    assert any("/s/orphan.html" in line for line in log.read_text().splitlines())
+    p = _crawl(tmp_path / "nositemap", _config(tmp_path, port, use_sitemaps=False))
+    assert p.wait(timeout=120) == 0

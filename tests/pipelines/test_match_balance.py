@@ -6,7 +6,7 @@ import math
 import random
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from webclip.pipelines.balance import entry_probability, keep, keep_probability
@@ -64,6 +64,6 @@ def test_filter_reasons() -> None:
 def test_filter_transform() -> None:
     rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "caption": c}
             for c in ("a red star", "logo", "two words")]
-    with TestPipeline() as p:
+    with BeamTestPipeline() as p:
         out = p | beam.Create(rows) | beam.ParDo(FilterFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
         assert_that(out, equal_to(["a red star", "two words"]))

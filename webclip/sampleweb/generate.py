@@ -307,7 +307,14 @@ class SiteBuilder:
                      imgs=['<img src="/img/00000.jpg" alt="Welcome to the sample gallery of drawn shapes">'])
         self._write("/index.html", _page_html(index, "Sample web"))
         self._write("/private/index.html", _page_html(Page(path="/private/index.html", lang="en", links=private), "Private"))
-        self._write("/robots.txt", b"User-agent: *\nDisallow: /private/\n")
+        self._write("/robots.txt", b"User-agent: *\nDisallow: /private/\nSitemap: /sitemap.xml\n")
+        # A page no link reaches: only the sitemap lists it.
+        path, spec = specs[int(self.rng.integers(len(specs)))]
+        orphan = Page(path="/s/orphan.html", lang="en", imgs=[f'<img src="{path}" alt="{english_alt(spec, self.rng)}">'])
+        self._write(orphan.path, _page_html(orphan, "Only in the sitemap"))
+        locs = ["/index.html", *(f"{s}/index.html" for s in sections), orphan.path]
+        xml = "".join(f"<url><loc>{loc}</loc></url>" for loc in locs)
+        self._write("/sitemap.xml", f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{xml}</urlset>\n'.encode())
         logo = render(random_spec("star", np.random.default_rng(cfg.seed + 1), size=64))
         self._write("/static/logo.png", encode(logo, "png"))
         self._write("/static/pixel.gif", bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"))
