@@ -64,6 +64,7 @@ class TrainConfig:
     tokenizer_vocab: int | None = None  # defaults to the model's vocab_size
     device: str = "auto"
     progress: bool = True
+    log_keys: bool = False  # write the sample keys of every step to keys.jsonl (provenance, resume checks)
 
     def validate(self) -> None:
         """Reject impossible settings."""

@@ -1,4 +1,4 @@
-"""Symmetric contrastive loss; in multi-process training, features are gathered with gradients."""
+"""Symmetric contrastive loss over the global batch; the distributed gather is isolated here."""
 
 from __future__ import annotations
 
@@ -7,20 +7,27 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' features (world*B, E); gradients flow back to this rank's slice only (open_clip)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    """All ranks' features (world*B, E), differentiable: backward routes each slice's gradient home.
+
+    With every rank computing its local rows against all columns, and DDP averaging gradients,
+    the update equals a single process on the global batch (tests/model/test_distributed.py).
+    """
+    if not _distributed():
         return x
-    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts, dim=0)
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Mean of image->text and text->image cross-entropy over the global batch."""
+    """Mean of image->text and text->image cross-entropy for this rank's rows of the global batch."""
     all_img, all_txt = gather_with_grad(image_features), gather_with_grad(text_features)
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    rank = dist.get_rank() if _distributed() else 0
     b = image_features.shape[0]
     labels = torch.arange(b, device=image_features.device) + rank * b
     logits_per_image = logit_scale * image_features @ all_txt.T  # (B, world*B)

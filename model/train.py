@@ -44,6 +44,25 @@ def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
     return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def truncate_after(path: Path, step: int) -> None:
+    """Drop JSON lines whose ``step`` is past ``step`` (work lost with a killed run)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def append_keys(path: Path, step: int, keys: list[str], rank: int, world: int) -> None:
+    """Record the global batch's sample keys for ``step`` (gathered from every rank)."""
+    if world > 1:
+        gathered: list[list[str]] = [[] for _ in range(world)]
+        torch.distributed.all_gather_object(gathered, keys)
+        keys = [k for part in gathered for k in part]
+    if rank == 0:
+        with open(path, "a") as f:
+            f.write(json.dumps({"step": step, "keys": sorted(keys)}) + "\n")
+
+
 def pick_device(name: str) -> torch.device:
     """CUDA when present (for ``auto``), else CPU."""
     if name == "auto":
@@ -134,7 +153,10 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
         counts_before = resume["counts"]
         loader.remainder_dropped = resume["remainder_dropped"]
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    metrics = out / "metrics.jsonl"
+    metrics, keys_log = out / "metrics.jsonl", out / "keys.jsonl"
+    if rank == 0:  # a killed run may have logged steps after its last checkpoint: they are redone
+        for log in (metrics, keys_log):
+            truncate_after(log, step)
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0, mininterval=0.5)
     started, trained = time.monotonic(), 0
     batches = loader.batches()
@@ -176,6 +198,8 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
                    "epoch": loader.position.epoch}
             with open(metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
+        if cfg.log_keys:
+            append_keys(keys_log, step, batch.keys, rank, world)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if step % cfg.checkpoint_every == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LANG_DETECTORS = ("langdetect", "fasttext", "pycld2")
+LANG_DETECTORS = ("langdetect", "fasttext", "pycld2", "lingua")
 MATCH_MODES = ("word", "substring")
 
 

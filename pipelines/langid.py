@@ -56,10 +56,26 @@ def _pycld2(seed: int) -> Callable[[str], list[tuple[str, float]]]:
     return detect
 
 
+def _lingua(seed: int) -> Callable[[str], list[tuple[str, float]]]:
+    from lingua import LanguageDetectorBuilder
+
+    detector = LanguageDetectorBuilder.from_all_languages().build()  # models load lazily per language
+
+    def detect(text: str) -> list[tuple[str, float]]:
+        out = []
+        for cv in detector.compute_language_confidence_values(text)[:5]:
+            iso = cv.language.iso_code_639_1
+            out.append((iso.name.lower(), float(cv.value)))
+        return out
+
+    return detect
+
+
 DETECTORS: dict[str, Callable[[int], Callable[[str], list[tuple[str, float]]]]] = {
     "langdetect": _langdetect,
     "fasttext": _fasttext,
     "pycld2": _pycld2,
+    "lingua": _lingua,
 }
 
 
