@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark, one JSON line each."""
 
-from bench import extract, langid
+from bench import extract, langid, match
 
-for bench in (extract, langid):
+for bench in (extract, match, langid):
     bench.main()

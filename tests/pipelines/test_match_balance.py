@@ -67,3 +67,18 @@ def test_filter_transform() -> None:
     with BeamTestPipeline() as p:
         out = p | beam.Create(rows) | beam.ParDo(FilterFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
         assert_that(out, equal_to(["a red star", "two words"]))
+
+
+def test_ascii_fast_path_equals_the_unicode_path() -> None:
+    import unicodedata
+
+    from webclip.pipelines.normalise import NON_WORD, match_key
+
+    def general(text: str) -> str:
+        text = NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+        return " " + " ".join(text.split()) + " "
+
+    rng = random.Random(0)
+    for _ in range(5000):
+        text = "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(30)))
+        assert match_key(text) == general(text), repr(text)
