@@ -25,6 +25,9 @@ demo: install
 crawl: install
 	$(WEBCLIP) crawl --run $(RUN) --config $(CONFIG) $(if $(SEEDS),--seeds-file $(SEEDS))
 
+queries: install
+	$(WEBCLIP) queries --run $(RUN) --config $(CONFIG)
+
 curate: install
 	$(WEBCLIP) curate --run $(RUN) --config $(CONFIG)
 
