@@ -29,6 +29,8 @@ class CurateConfig:
     direct_running_mode: str = "multi_processing"
     pipeline_args: list[str] = field(default_factory=list)
     progress: bool = True
+    candidates_path: str | None = None  # read candidates here instead of <run>/candidates (e.g. gs://...)
+    output_path: str | None = None  # write Parquet here instead of <run>/curated (stats stay in the run)
 
     def validate(self) -> None:
         """Reject impossible settings."""

@@ -14,11 +14,13 @@ from webclip.beamio import (
     CountingDoFn,
     WriteParts,
     collect_counters,
+    count_rows_any,
+    list_parts,
     pipeline_options,
     write_atomically,
 )
 from webclip.dedupe.urls import image_url_key
-from webclip.parquet import count_rows, parts, table_bytes
+from webclip.parquet import table_bytes
 from webclip.pipelines.balance import keep, keep_probability, threshold
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.filters import filter_reason
@@ -199,24 +201,29 @@ def resolve_queries(cfg: CurateConfig, run: Path) -> str:
 
 def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     """Run the curation pipeline on ``<run>/candidates`` and finish ``<run>/curated``."""
-    cands = stage(run, "candidates")
-    if not cands.done:
-        raise FileNotFoundError(f"no finished crawl in {cands.path}: run `webclip crawl` first")
-    inputs = [str(p.resolve()) for p in parts(cands.path)]
+    if cfg.candidates_path is None:
+        cands = stage(run, "candidates")
+        if not cands.done:
+            raise FileNotFoundError(f"no finished crawl in {cands.path}: run `webclip crawl` first")
+    inputs = list_parts(cfg.candidates_path or str(stage(run, "candidates").path.resolve()))
+    if not inputs:
+        raise FileNotFoundError(f"no candidate parts in {cfg.candidates_path}")
     queries_path = resolve_queries(cfg, run)
-    out = str(out_stage.path.resolve())
-    for old in parts(out_stage.path) + parts(out_stage.path / "pool"):
-        old.unlink()
+    out = cfg.output_path or str(out_stage.path.resolve())
+    stale = list_parts(out) + list_parts(FileSystems.join(out, "pool"))
+    if stale:
+        FileSystems.delete(stale)
     with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=pipeline_options(
             cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
         build_pipeline(p, inputs, cfg, queries_path, out)
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}
-    tally = Tally("candidates", n_in=count_rows([Path(i) for i in inputs]), kept=count_rows(parts(out_stage.path)))
+    tally = Tally("candidates", n_in=count_rows_any(inputs), kept=count_rows_any(list_parts(out)))
     for reason, n in counters.items():
         tally.drop(reason, n)
     stats = tally.as_dict()
-    stats["matched"] = count_rows(parts(out_stage.path / "pool"))
+    stats["matched"] = count_rows_any(list_parts(FileSystems.join(out, "pool")))
+    stats["output"] = out
     stats["queries"] = len(load_queries(queries_path))
     check_identity(stats)
     out_stage.finish(stats)

@@ -86,3 +86,20 @@ class WriteParts(beam.PTransform):
         n = self.parts_n
         return (rows | "Bucket" >> beam.Map(lambda r: (range_bucket(r["uid"], n), r)) | "GroupPart" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(WritePartFn(self.folder, self.schema_name, self.sort_by)))
+
+
+def list_parts(folder: str) -> list[str]:
+    """``part-*.parquet`` under a folder on any Beam filesystem, sorted."""
+    pattern = FileSystems.join(str(folder), "part-*.parquet")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def count_rows_any(paths: list[str]) -> int:
+    """Rows of Parquet files on any Beam filesystem, from their footers."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for p in paths:
+        with FileSystems.open(p) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
