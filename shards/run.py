@@ -19,7 +19,7 @@ from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, pha
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
-from webclip.records import SAMPLE_SCHEMA, table_from_rows
+from webclip.records import FINAL_SAMPLE_SCHEMA, SAMPLE_SCHEMA, table_from_rows
 from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
@@ -132,12 +132,13 @@ def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: 
             continue
         split = "val" if unit_draw(cfg.seed, f"val:{s['key']}") < cfg.val_fraction else "train"
         buffers[split].append(s)
-        rows.append({**s["json"], "split": split})
+        shard = f"{'' if split == 'train' else 'val-'}{len(written[split]):05d}.tar"
+        rows.append({**s["json"], "split": split, "shard": shard})
         if len(buffers[split]) >= cfg.shard_size:
             flush(split)
     flush("train")
     flush("val")
-    schema = SAMPLE_SCHEMA.append(__import__("pyarrow").field("split", __import__("pyarrow").string()))
+    schema = FINAL_SAMPLE_SCHEMA
     atomic_write_bytes(final / "samples.parquet", table_bytes(table_from_rows(rows, schema)))
     manifest = {"train": written["train"], "val": written["val"],
                 "totals": {"train": sum(s["samples"] for s in written["train"]),

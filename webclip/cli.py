@@ -43,6 +43,7 @@ STAGES: dict[str, StageSpec] = {
                       "zero-shot, retrieval and linear-probe evaluation of a checkpoint"),
 }
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
+         "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
          "demo": "run every stage on the sample web and print a summary"}
 
 
@@ -183,7 +184,27 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web, "status": cmd_status, "demo": cmd_demo}
+def cmd_takedown(argv: list[str]) -> int:
+    """``webclip takedown --run DIR --urls FILE``."""
+    p = argparse.ArgumentParser(prog="webclip takedown", description=OTHER["takedown"])
+    common_flags(p)
+    p.add_argument("--urls", required=True, help="file with one image URL, page URL or domain per line")
+    args = p.parse_args(argv)
+    shards = StageDir(Path(args.run), "shards")
+    if not shards.done:
+        return fail(f"no finished shards in {shards.path}")
+    if not Path(args.urls).is_file():
+        return fail(f"takedown list not found: {args.urls}")
+    from webclip.shards.takedown import apply_takedown
+
+    record = apply_takedown(shards.path, Path(args.urls).read_text().splitlines())
+    print(f"takedown: removed {record['removed']} samples ({record['reasons']}), rewrote "
+          f"{len(record['shards_rewritten'])} shards; recorded in {shards.path / 'takedowns.jsonl'}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web, "status": cmd_status, "demo": cmd_demo,
+                                                    "takedown": cmd_takedown}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,12 @@ SAMPLE_SCHEMA = pa.schema(
 )
 
 
+# Final shards' samples.parquet: each sample's split and the tar that holds it.
+FINAL_SAMPLE_SCHEMA = SAMPLE_SCHEMA.append(pa.field("split", pa.string(), nullable=False)).append(
+    pa.field("shard", pa.string(), nullable=False)
+)
+
+
 def to_row(record: Any) -> dict[str, Any]:
     """A record dataclass as a plain dict (one Parquet row)."""
     return asdict(record)

@@ -198,3 +198,33 @@ def test_killed_run_resumes_without_loss_or_duplicates_and_byte_identical(tmp_pa
     finally:
         for server, _ in servers:
             server.shutdown()
+
+
+def test_takedown_rewrites_only_affected_tars(tmp_path) -> None:
+    servers = [serve(f"127.0.0.{i}") for i in (5, 6)]
+    try:
+        urls = [f"{base}/good/{h * 100 + i}.jpg" for h, (_, base) in enumerate(servers) for i in range(20)]
+        run = tmp_path / "run"
+        curated_run(run, urls)
+        assert webclip("shards", "--run", str(run), "--config", str(shards_config(tmp_path, val_fraction=0.0))).returncode == 0
+        final = run / "shards" / "final"
+        before = {p.name: p.read_bytes() for p in final.glob("*.tar")}
+        request = tmp_path / "takedown.txt"
+        request.write_text(f"# owner of host 6\n127.0.0.6\n{urls[0]}\n")
+        r = webclip("takedown", "--run", str(run), "--urls", str(request))
+        assert r.returncode == 0, r.stderr
+        import webdataset as wds
+
+        manifest = json.loads((final / "manifest.json").read_text())
+        samples = list(wds.WebDataset([str(final / s["name"]) for s in manifest["train"]], shardshuffle=False))
+        left = {json.loads(s["json"])["image_url"] for s in samples}
+        assert left == set(urls[1:20]) and manifest["totals"]["train"] == 19
+        changed = {p.name for p in final.glob("*.tar") if p.read_bytes() != before[p.name]}
+        record = json.loads((run / "shards" / "takedowns.jsonl").read_text().splitlines()[-1])
+        assert changed == set(record["shards_rewritten"]) and record["removed"] == 21
+        assert record["reasons"] == {"takedown/domain": 20, "takedown/image_url": 1}
+        stats = json.loads((run / "shards" / "stats.json").read_text())
+        assert stats["kept"] == 19 and stats["in"] == stats["kept"] + sum(stats["dropped"].values())
+    finally:
+        for server, _ in servers:
+            server.shutdown()
