@@ -21,6 +21,7 @@ from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_row
 from webclip.progress import watch
 from webclip.records import FINAL_SAMPLE_SCHEMA, SAMPLE_SCHEMA, table_from_rows
 from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
+from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
 from webclip.shards.jobs import write_job_inputs
@@ -190,15 +191,6 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     stats["eval_images_indexed"] = len(index)
     stats["shards"] = manifest["totals"]
     check_identity(stats)
-    atomic_write_bytes(out_stage.path / "DATASET.md", dataset_card(stats, manifest).encode())
+    write_card(run, stats, manifest)
     out_stage.finish(stats)
     return stats
-
-
-def dataset_card(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
-    """A short human-readable card for the dataset."""
-    lines = ["# Dataset card", "", f"- curated pairs in: {stats['in']}", f"- downloaded: {stats['downloaded']}",
-             f"- final samples: {stats['kept']} (train {manifest['totals']['train']}, val {manifest['totals']['val']})",
-             f"- train shards: {len(manifest['train'])}, val shards: {len(manifest['val'])}", "", "## Dropped", ""]
-    lines += [f"- `{k}`: {v}" for k, v in sorted(stats["dropped"].items(), key=lambda kv: -kv[1])]
-    return "\n".join(lines) + "\n"
