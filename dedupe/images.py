@@ -53,41 +53,65 @@ class _UnionFind:
             self.parent[hi] = lo  # the group's root is always its smallest uid
 
 
-def duplicate_groups(items: Iterable[tuple[str, str, str]], threshold: int) -> dict[str, tuple[str, str]]:
-    """Map each duplicate uid to (kept uid, reason) over (uid, sha256, phash hex) items.
+def exact_edges(group: list[str]) -> list[tuple[str, str, str]]:
+    """Edges from the smallest uid of a same-sha256 group to every other member."""
+    group = sorted(group)
+    return [(group[0], other, "exact") for other in group[1:]]
 
-    Exact duplicates share sha256; near duplicates are within ``threshold`` bits of pHash (found
-    through ``threshold + 1`` bands, so no pair within the threshold is missed). The smallest uid of
-    each group is kept. Memory: one entry per item plus one per (band, value) bucket.
+
+def band_keys(ph: str, threshold: int) -> list[tuple[int, int]]:
+    """The band keys under which a hash is bucketed for ``threshold``."""
+    return bands(int(ph, 16), threshold + 1)
+
+
+def bucket_edges(bucket: list[tuple[str, str]], threshold: int) -> list[tuple[str, str, str]]:
+    """Pairs within ``threshold`` bits among one bucket's (uid, phash hex); quadratic in the bucket only."""
+    items = sorted((uid, int(ph, 16)) for uid, ph in bucket)
+    return [(a, b, "near") for i, (a, ha) in enumerate(items) for b, hb in items[i + 1:] if hamming(ha, hb) <= threshold]
+
+
+def resolve_groups(uids: Iterable[str], edges: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
+    """Map each duplicate uid to (kept uid, reason); the smallest uid of each connected group is kept.
+
+    A uid is an exact duplicate when an exact edge leads to it from a smaller uid, else near.
     """
-    items = sorted(items)
     uf = _UnionFind()
-    by_sha: dict[str, str] = {}
     exact: set[str] = set()
-    for uid, sha, _ in items:
-        uf.find(uid)
-        if sha in by_sha:
-            uf.union(by_sha[sha], uid)
-            exact.add(uid)
-        else:
-            by_sha[sha] = uid
-    if threshold >= 0:
-        buckets: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
-        for uid, _, ph in items:
-            if uid in exact:
-                continue
-            h = int(ph, 16)
-            for key in bands(h, threshold + 1):
-                for other, oh in buckets[key]:
-                    if hamming(h, oh) <= threshold:
-                        uf.union(other, uid)
-                buckets[key].append((uid, h))
+    for u in uids:
+        uf.find(u)
+    for a, b, kind in edges:
+        uf.union(a, b)
+        if kind == "exact":
+            exact.add(max(a, b))
     out = {}
-    for uid, _, _ in items:
+    for uid in sorted(uf.parent):
         root = uf.find(uid)
         if root != uid:
             out[uid] = (root, "dedupe/exact_duplicate" if uid in exact else "dedupe/near_duplicate")
     return out
+
+
+def duplicate_groups(items: Iterable[tuple[str, str, str]], threshold: int) -> dict[str, tuple[str, str]]:
+    """In-process dedupe over (uid, sha256, phash hex): exact by sha256, near within ``threshold`` bits.
+
+    Near duplicates are found through ``threshold + 1`` bands, so no pair within the threshold is
+    missed. Memory: one entry per item plus one per (band, value) bucket. ``shards/neardup.py`` runs the
+    same functions on Beam.
+    """
+    items = list(items)
+    by_sha: dict[str, list[str]] = defaultdict(list)
+    for uid, sha, _ in items:
+        by_sha[sha].append(uid)
+    edges = [e for group in by_sha.values() for e in exact_edges(group)]
+    if threshold >= 0:
+        exact_dups = {b for _, b, _ in edges}
+        buckets: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
+        for uid, _, ph in items:
+            if uid not in exact_dups:
+                for key in band_keys(ph, threshold):
+                    buckets[key].append((uid, ph))
+        edges += [e for bucket in buckets.values() if len(bucket) > 1 for e in bucket_edges(bucket, threshold)]
+    return resolve_groups((uid for uid, _, _ in items), edges)
 
 
 class HashIndex:

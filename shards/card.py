@@ -54,7 +54,7 @@ def write_card(run: Path, shards_stats: dict[str, Any], manifest: dict[str, Any]
         p = run / folder / "stats.json"
         s = shards_stats if folder == "shards" else json.loads(p.read_text()) if p.exists() else None
         if s is not None:
-            lines.append(f"| {folder} ({s['unit']}) | {s['in']} | {s['kept']} |")
+            lines.append(f"| {folder} ({s.get('unit', 'records')}) | {s['in']} | {s['kept']} |")
     lines += ["", f"Final shards: {manifest['totals']['train']} train samples in {len(manifest['train'])} tars, "
               f"{manifest['totals']['val']} val samples in {len(manifest['val'])} tars.", ""]
     dup = sum(n for r, n in shards_stats["dropped"].items() if r.startswith("dedupe/"))

@@ -34,7 +34,7 @@ class ShardsConfig:
     shard_size: int = 1000
     val_fraction: float = 0.02
     seed: int = 0
-    phash_threshold: int = 2  # 64-bit pHash bits; see bench/phash.py for precision and recall
+    phash_threshold: int = 2  # -1 turns near-duplicate search off; 64-bit pHash bits; see bench/phash.py for precision and recall
     decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
     runner: str = "DirectRunner"
     direct_num_workers: int = 2

@@ -15,7 +15,7 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from webclip.beamio import pipeline_options
-from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
+from webclip.dedupe.images import HashIndex, image_sha256, phash_hex
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
@@ -25,6 +25,7 @@ from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
 from webclip.shards.jobs import write_job_inputs
+from webclip.shards.neardup import duplicate_groups_beam
 from webclip.shards.tarwrite import read_tar, tar_bytes
 from webclip.stats import Tally, check_identity
 
@@ -171,8 +172,10 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         for reason, n in js["dropped"].items():
             tally.drop(reason, n)
     meta = list(iter_rows([jobs_dir / f"{j}.parquet" for j in jobs], columns=["uid", "sha256", "phash"]))
-    drop = {uid: reason for uid, (_, reason) in duplicate_groups(((m["uid"], m["sha256"], m["phash"]) for m in meta),
-                                                                  cfg.phash_threshold).items()}
+    items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
+    groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg.runner, cfg.direct_num_workers,
+                                   cfg.direct_running_mode, cfg.pipeline_args)
+    drop = {uid: reason for uid, (_, reason) in groups.items()}
     folders = [Path(f) if Path(f).is_absolute() else Path(run) / f for f in cfg.decontaminate]
     index = eval_index([f for f in folders if f.exists()], cfg.phash_threshold)
     for m in meta:

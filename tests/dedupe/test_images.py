@@ -28,3 +28,21 @@ def test_reencoded_and_resized_copies_are_near_duplicates() -> None:
     index.add("sha-original", phash_hex(img))
     assert index.match("sha-other", phash_hex(copy)) == "near"
     assert index.match("sha-original", "0" * 16) == "exact"
+
+
+def test_beam_search_equals_in_process_search() -> None:
+    import random
+
+    from webclip.shards.neardup import duplicate_groups_beam
+
+    rng = random.Random(0)
+    items = []
+    for i in range(300):
+        h = rng.getrandbits(64)
+        items.append((f"u{i:04d}", f"sha{i}", f"{h:016x}"))
+        if i % 10 == 0:  # a near copy (2 bits flipped) and an exact copy
+            items.append((f"n{i:04d}", f"shaN{i}", f"{h ^ 0b101:016x}"))
+            items.append((f"e{i:04d}", f"sha{i}", f"{h:016x}"))
+    local = duplicate_groups(items, threshold=2)
+    assert len(local) == 60
+    assert duplicate_groups_beam(items, 2, "DirectRunner", 1, "in_memory", []) == local

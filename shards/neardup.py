@@ -1,0 +1,48 @@
+"""Exact and near-duplicate search on Beam: sha256 groups and banded pHash buckets, edges to the launcher."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import apache_beam as beam
+
+from webclip.beamio import pipeline_options, write_atomically
+from webclip.dedupe.images import band_keys, bucket_edges, exact_edges, resolve_groups
+
+
+class DuplicateEdges(beam.PTransform):
+    """(uid, sha256, phash) -> (uid_a, uid_b, kind) edges; pairs are only compared inside a bucket."""
+
+    def __init__(self, threshold: int):
+        super().__init__()
+        self.threshold = threshold
+
+    def expand(self, items):
+        t = self.threshold
+        exact = (items | "BySha" >> beam.Map(lambda x: (x[1], x[0])) | "GroupSha" >> beam.GroupByKey()
+                 | "ExactEdges" >> beam.FlatMap(lambda kv: exact_edges(list(kv[1]))))
+        if t < 0:  # near-duplicate search off: exact duplicates only
+            return exact | "Distinct" >> beam.Distinct()
+        near = (items | "Bands" >> beam.FlatMap(lambda x: [(k, (x[0], x[2])) for k in band_keys(x[2], t)])
+                | "GroupBand" >> beam.GroupByKey()
+                | "NearEdges" >> beam.FlatMap(lambda kv: bucket_edges(list(kv[1]), t)))
+        return (exact, near) | "AllEdges" >> beam.Flatten() | "Distinct" >> beam.Distinct()
+
+
+def _dump(edges: list, path: str) -> None:
+    write_atomically(path, json.dumps(sorted(edges)).encode())
+
+
+def duplicate_groups_beam(items: list[tuple[str, str, str]], threshold: int, runner: str, workers: int, mode: str,
+                          extra: list[str]) -> dict[str, tuple[str, str]]:
+    """Same result as ``dedupe.images.duplicate_groups``, with the search distributed by Beam."""
+    tmp = Path(tempfile.mkdtemp(prefix="webclip-dups-"))
+    with beam.Pipeline(options=pipeline_options(runner, workers, mode, extra)) as p:
+        (p | beam.Create(items) | DuplicateEdges(threshold) | beam.combiners.ToList()
+         | beam.Map(_dump, str(tmp / "edges.json")))
+    edges = [tuple(e) for e in json.loads((tmp / "edges.json").read_text())]
+    (tmp / "edges.json").unlink()
+    tmp.rmdir()
+    return resolve_groups((uid for uid, _, _ in items), edges)
