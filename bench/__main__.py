@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark, one JSON line each."""
 
-from bench import extract, langid, match, phash
+from bench import download, extract, langid, match, phash
 
-for bench in (extract, match, langid, phash):
+for bench in (extract, match, langid, phash, download):
     bench.main()

@@ -125,6 +125,8 @@ class HashIndex:
     def add(self, sha: str, ph: str) -> None:
         """Index one reference image."""
         self.sha.add(sha)
+        if self.threshold < 0:
+            return
         h = int(ph, 16)
         for key in bands(h, self.threshold + 1):
             self.buckets[key].append(h)
@@ -136,6 +138,8 @@ class HashIndex:
         """``exact`` or ``near`` if the image overlaps a reference image, else None."""
         if sha in self.sha:
             return "exact"
+        if self.threshold < 0:
+            return None
         h = int(ph, 16)
         for key in bands(h, self.threshold + 1):
             if any(hamming(h, o) <= self.threshold for o in self.buckets.get(key, ())):

@@ -35,6 +35,7 @@ class ShardsConfig:
     val_fraction: float = 0.02
     seed: int = 0
     phash_threshold: int = 2  # -1 turns near-duplicate search off; 64-bit pHash bits; see bench/phash.py for precision and recall
+    dedupe_on_beam_from: int = 200_000  # images; fewer are deduplicated in-process (same functions)
     decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
     runner: str = "DirectRunner"
     direct_num_workers: int = 2

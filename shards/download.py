@@ -46,6 +46,8 @@ def check_image(data: bytes, max_pixels: int) -> tuple[Image.Image | None, str |
                 return None, "bomb"
             probe.verify()
             image = Image.open(io.BytesIO(data))
+            image.info["original_size"] = image.size
+            image.draft("RGB", (256, 256))  # JPEG: decode at a reduced scale; enough for checks and pHash
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "bomb"
@@ -74,7 +76,7 @@ def download_one(row: dict[str, Any], fetcher: Fetcher, robots: RobotsCache | No
     image, reason = check_image(r.body, cfg.max_image_pixels)
     if image is None:
         return Downloaded(uid, f"download/{reason}")
-    if min(image.size) < cfg.min_image_size:
+    if min(image.info.get("original_size", image.size)) < cfg.min_image_size:
         return Downloaded(uid, "download/too_small")
     jpg, width, height, ow, oh, err = resizer(io.BytesIO(r.body))
     if err is not None or jpg is None:

@@ -18,11 +18,22 @@ def job_id(i: int) -> str:
 
 
 def assign_jobs(rows: list[dict[str, Any]], samples_per_job: int) -> dict[str, list[dict[str, Any]]]:
-    """Group rows into ``ceil(n / samples_per_job)`` jobs by a hash of the image's registered domain."""
+    """Group rows into about ``ceil(n / samples_per_job)`` jobs, every registered domain whole in one job.
+
+    Domains go largest first to the least loaded job (ties: lowest job, then the domain's hash), so jobs
+    are balanced and the same input always gives the same jobs. One domain per job keeps each host's
+    traffic in one worker, where its rate limit holds.
+    """
     n_jobs = max(1, -(-len(rows) // samples_per_job))
-    jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        jobs[job_id(bucket_of(registered_domain(r["image_url"]), n_jobs, salt="job:"))].append(r)
+        by_domain[registered_domain(r["image_url"])].append(r)
+    load = [0] * n_jobs
+    jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for domain in sorted(by_domain, key=lambda d: (-len(by_domain[d]), bucket_of(d, 2**32, salt="job:"), d)):
+        target = min(range(n_jobs), key=lambda j: (load[j], j))
+        load[target] += len(by_domain[domain])
+        jobs[job_id(target)] += by_domain[domain]
     return dict(sorted(jobs.items()))
 
 

