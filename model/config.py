@@ -57,7 +57,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     seed: int = 0
     threads: int = 2
-    workers: int = 1
+    workers: int = 1  # DataLoader processes decoding images (0: in the training process)
     shuffle_buffer: int = 2000
     checkpoint_every: int = 200
     log_every: int = 10

@@ -79,11 +79,16 @@ def epoch_stream(tars: list[str], seed: int, epoch: int, buffer: int) -> Iterato
 
 @dataclass
 class Batch:
-    """One training batch."""
+    """One training batch for this rank, with the loader's bookkeeping after it."""
 
     images: torch.Tensor  # (B, 3, S, S)
     texts: list[str]
     keys: list[str]
+    epoch: int  # position after this batch: epoch and samples consumed from it (all ranks)
+    offset: int
+    read: int  # samples consumed by all ranks for this batch, remainder included
+    remainder: int  # samples dropped at the end of the epoch before this batch
+    decode_errors: int
 
 
 @dataclass
@@ -94,43 +99,75 @@ class Position:
     offset: int = 0
 
 
-class ShardLoader:
-    """Batches for one rank; each rank takes every ``world``-th sample, remainders are dropped and counted."""
+class ShardStream(torch.utils.data.IterableDataset):
+    """Endless batches for one rank; DataLoader workers take every ``num_workers``-th global batch.
+
+    Every worker scans the same seeded stream and decodes only its own batches, and DataLoader
+    returns workers' batches round-robin, so the batch order is the same for any number of workers.
+    Each rank decodes every ``world``-th sample of a global batch; what is left at an epoch's end is
+    dropped and counted, so every rank runs the same number of steps.
+    """
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, start: Position | None = None):
+        super().__init__()
         self.tars, self.image_size, self.batch_size = tars, image_size, batch_size
         self.seed, self.buffer, self.rank, self.world = seed, buffer, rank, world
-        self.position = Position()
-        self.samples_read = 0
-        self.remainder_dropped = 0
-        self.decode_errors = 0
+        self.start = start or Position()
 
     def _decode(self, s: dict[str, Any]) -> tuple[torch.Tensor, str, str] | None:
         try:
             img = preprocess(Image.open(io.BytesIO(s["jpg"])), self.image_size)
             return img, s["txt"].decode("utf-8"), s["key"]
         except Exception:  # a corrupt sample costs one sample, counted, never the run
-            self.decode_errors += 1
             return None
 
-    def batches(self) -> Iterator[Batch]:
-        """Endless batches from the current position on (epoch after epoch)."""
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        wid, n_workers = (info.id, info.num_workers) if info else (0, 1)
         global_batch = self.batch_size * self.world
+        epoch, offset, k, remainder = self.start.epoch, self.start.offset, 0, 0
         while True:
-            stream = epoch_stream(self.tars, self.seed, self.position.epoch, self.buffer)
             pending: list[dict[str, Any]] = []
-            for i, s in enumerate(stream):
-                if i < self.position.offset:
+            for i, s in enumerate(epoch_stream(self.tars, self.seed, epoch, self.buffer)):
+                if i < offset:
                     continue
                 pending.append(s)
-                if len(pending) == global_batch:
-                    self.samples_read += global_batch
-                    self.position.offset += global_batch
-                    mine = [d for d in (self._decode(x) for x in pending[self.rank::self.world]) if d is not None]
-                    pending = []
-                    if mine:
-                        yield Batch(torch.stack([m[0] for m in mine]), [m[1] for m in mine], [m[2] for m in mine])
-            self.samples_read += len(pending)
-            self.remainder_dropped += len(pending)
-            self.position = Position(self.position.epoch + 1, 0)
+                if len(pending) < global_batch:
+                    continue
+                if k % n_workers == wid:
+                    decoded = [self._decode(x) for x in pending[self.rank::self.world]]
+                    mine = [d for d in decoded if d is not None]
+                    yield Batch(torch.stack([m[0] for m in mine]) if mine else torch.zeros(0, 3, self.image_size, self.image_size),
+                                [m[1] for m in mine], [m[2] for m in mine], epoch, i + 1, global_batch + remainder,
+                                remainder, len(decoded) - len(mine))
+                k, remainder, pending = k + 1, 0, []
+            if offset == 0 and k == 0 and not pending:
+                raise ValueError("the shards hold no samples")
+            remainder += len(pending)
+            epoch, offset = epoch + 1, 0
+
+
+class ShardLoader:
+    """A DataLoader over ``ShardStream`` that keeps the counts and the resumable position."""
+
+    def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
+                 rank: int = 0, world: int = 1, workers: int = 0):
+        self.args = (tars, image_size, batch_size, seed, buffer, rank, world)
+        self.workers = workers
+        self.position = Position()
+        self.samples_read = 0
+        self.remainder_dropped = 0
+        self.decode_errors = 0
+
+    def batches(self) -> Iterator[Batch]:
+        """Batches from the current position on; counters and position follow each batch."""
+        stream = ShardStream(*self.args, start=Position(self.position.epoch, self.position.offset))
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.workers,
+                                             persistent_workers=False, prefetch_factor=2 if self.workers else None)
+        for b in loader:
+            self.samples_read += b.read
+            self.remainder_dropped += b.remainder
+            self.decode_errors += b.decode_errors
+            self.position = Position(b.epoch, b.offset)
+            yield b

@@ -111,3 +111,17 @@ def test_sigkill_then_resume_repeats_no_step_and_sees_the_same_samples(shard_run
     assert (killed / "train" / "keys.jsonl").read_text() == (full / "train" / "keys.jsonl").read_text()
     stats = json.loads((killed / "train" / "stats.json").read_text())
     assert stats["steps"] == 24 and stats["in"] == stats["kept"] + sum(stats["dropped"].values())
+
+
+def test_batch_order_is_the_same_for_any_number_of_loader_workers(shard_run) -> None:
+    from webclip.model.data import ShardLoader, read_manifest
+
+    tars = read_manifest(shard_run / "shards" / "final")
+    orders = []
+    for workers in (0, 2):
+        loader = ShardLoader(tars, 32, 16, seed=3, buffer=30, workers=workers)
+        it = loader.batches()
+        orders.append([next(it).keys for _ in range(12)])  # 12 x 16 > 120 samples: crosses epochs
+        assert loader.remainder_dropped == 8 and loader.position.epoch == 1
+    assert orders[0] == orders[1]
+    assert len({k for batch in orders[0][:7] for k in batch}) == 7 * 16  # no sample twice within an epoch
