@@ -7,7 +7,7 @@ CONFIG ?= configs/demo.json
 STAMP  := $(VENV)/.installed
 WEBCLIP := $(BIN)/webclip
 
-.PHONY: install demo crawl curate shards train eval queries bench test lint clean
+.PHONY: install demo ablation crawl curate shards train eval queries bench test lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(WEBCLIP) demo --run $(RUN) --config $(CONFIG)
+
+ablation: install
+	$(WEBCLIP) ablation --run $(RUN) --config $(CONFIG)
 
 crawl: install
 	$(WEBCLIP) crawl --run $(RUN) --config $(CONFIG) $(if $(SEEDS),--seeds-file $(SEEDS))

@@ -44,6 +44,7 @@ STAGES: dict[str, StageSpec] = {
 }
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
          "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
+         "ablation": "train on balanced vs unbalanced curation (two seeds each) and compare head/tail zero-shot",
          "demo": "run every stage on the sample web and print a summary"}
 
 
@@ -184,6 +185,18 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
+def cmd_ablation(argv: list[str]) -> int:
+    """``webclip ablation --run DIR --config FILE``."""
+    p = argparse.ArgumentParser(prog="webclip ablation", description=OTHER["ablation"])
+    common_flags(p)
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args(argv)
+    from webclip.ablation import run_ablation
+
+    run_ablation(Path(args.run), load_file(args.config), force=args.force)
+    return 0
+
+
 def cmd_takedown(argv: list[str]) -> int:
     """``webclip takedown --run DIR --urls FILE``."""
     p = argparse.ArgumentParser(prog="webclip takedown", description=OTHER["takedown"])
@@ -204,7 +217,7 @@ def cmd_takedown(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web, "status": cmd_status, "demo": cmd_demo,
-                                                    "takedown": cmd_takedown}
+                                                    "takedown": cmd_takedown, "ablation": cmd_ablation}
 
 
 def main(argv: list[str] | None = None) -> int:
