@@ -46,30 +46,40 @@ def _robots_tokens(values: list[str]) -> set[str]:
     return out
 
 
-def parse_selectolax(text: str) -> ParsedPage:
-    """Parse with selectolax (lexbor)."""
+def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
+    """Parse with selectolax (lexbor), visiting the tree once for every tag that matters."""
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(text)
-    imgs = []
-    for node in tree.css("img"):
-        parent = node.parent
-        while parent is not None and parent.tag not in ("picture", "body", "html"):
-            parent = parent.parent
-        sources = []
-        if parent is not None and parent.tag == "picture":
-            sources = [s.attributes.get("srcset") or "" for s in parent.css("source")]
-        imgs.append(ImgTag(dict(node.attributes), sources))
-    base = tree.css_first("base[href]")
-    html_node = tree.css_first("html")
-    metas = [m.attributes.get("content") or "" for m in tree.css("meta[name]")
-             if (m.attributes.get("name") or "").lower() in ("robots", "webclip")]
-    links = [a.attributes.get("href") or "" for a in tree.css("a[href]")]
-    return ParsedPage(imgs=imgs, links=links, base_href=base.attributes.get("href") if base else None,
-                      lang=html_node.attributes.get("lang") if html_node else None, robots=_robots_tokens(metas))
+    has_picture = "<picture" in text or "<PICTURE" in text
+    imgs, hrefs, metas = [], [], []
+    base_href = lang = None
+    query = "img, base[href], html, meta[name]" + (", a[href]" if links else "")
+    for node in tree.css(query):
+        tag = node.tag
+        if tag == "img":
+            sources = []
+            if has_picture:
+                parent = node.parent
+                while parent is not None and parent.tag not in ("picture", "body", "html"):
+                    parent = parent.parent
+                if parent is not None and parent.tag == "picture":
+                    sources = [s.attributes.get("srcset") or "" for s in parent.css("source")]
+            imgs.append(ImgTag(dict(node.attributes), sources))
+        elif tag == "a":
+            hrefs.append(node.attributes.get("href") or "")
+        elif tag == "meta":
+            if (node.attributes.get("name") or "").lower() in ("robots", "webclip"):
+                metas.append(node.attributes.get("content") or "")
+        elif tag == "base":
+            if base_href is None:
+                base_href = node.attributes.get("href")
+        elif tag == "html" and lang is None:
+            lang = node.attributes.get("lang")
+    return ParsedPage(imgs=imgs, links=hrefs, base_href=base_href, lang=lang, robots=_robots_tokens(metas))
 
 
-def parse_bs4(text: str) -> ParsedPage:
+def parse_bs4(text: str, links: bool = True) -> ParsedPage:
     """Parse with beautifulsoup4 over lxml: the reference."""
     from bs4 import BeautifulSoup
 
@@ -84,12 +94,12 @@ def parse_bs4(text: str) -> ParsedPage:
     html_node = soup.find("html")
     metas = [m.get("content") or "" for m in soup.find_all("meta", attrs={"name": True})
              if m.get("name", "").lower() in ("robots", "webclip")]
-    links = [a.get("href") or "" for a in soup.find_all("a", href=True)]
-    return ParsedPage(imgs=imgs, links=links, base_href=base.get("href") if base else None,
+    hrefs = [a.get("href") or "" for a in soup.find_all("a", href=True)] if links else []
+    return ParsedPage(imgs=imgs, links=hrefs, base_href=base.get("href") if base else None,
                       lang=html_node.get("lang") if html_node else None, robots=_robots_tokens(metas))
 
 
-PARSERS: dict[str, Callable[[str], ParsedPage]] = {"selectolax": parse_selectolax, "bs4": parse_bs4}
+PARSERS: dict[str, Callable[..., ParsedPage]] = {"selectolax": parse_selectolax, "bs4": parse_bs4}
 
 
 def collapse_ws(text: str) -> str:
@@ -199,8 +209,8 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
 
 
 def extract(html_text: str, page_url: str, parser: str = "selectolax", source: str = "crawl",
-            header_robots: str | None = None) -> tuple[list[Candidate], Counter, ParsedPage]:
-    """Parse and extract in one call."""
-    page = PARSERS[parser](html_text)
+            header_robots: str | None = None, links: bool = True) -> tuple[list[Candidate], Counter, ParsedPage]:
+    """Parse and extract in one call (``links=False`` skips collecting ``<a href>``, as archives need none)."""
+    page = PARSERS[parser](html_text, links)
     cands, drops = page_candidates(page, page_url, source, header_robots)
     return cands, drops, page

@@ -116,7 +116,7 @@ def _response(record: Any, parser: str) -> PageOutcome:
     url = record.headers.get("WARC-Target-URI") or ""
     text, _ = decode_html(body, ctype)
     try:
-        cands, drops, page = extract(text, url, parser, "warc", headers.get("x-robots-tag"))
+        cands, drops, page = extract(text, url, parser, "warc", headers.get("x-robots-tag"), links=False)
     except Exception:  # one hostile page costs one page
         return PageOutcome("warc/parse_error")
     return PageOutcome(None, cands, drops, len(page.imgs))

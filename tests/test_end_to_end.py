@@ -49,8 +49,17 @@ def test_every_stage_end_to_end_and_deterministic(tmp_path: Path) -> None:
     assert shards["dropped"].get("decontam/exact_eval_overlap", 0) >= 1  # the planted held-out leaks
     results = json.loads((run / "eval" / "results.json").read_text())
     assert 0 <= results["zero_shot"]["top1"] <= 1 and results["retrieval"]["n"] == manifest["totals"]["val"]
-    # A done stage with the same config is skipped; the status command reports all five.
+    # A done stage with the same config is skipped.
     _webclip("curate", "--run", str(run), "--config", str(cfg))
+    # The balancing ablation: both arms, two seeds, same number of training samples.
+    _webclip("ablation", "--run", str(run), "--config", str(cfg))
+    ablation = json.loads((run / "ablation" / "ablation.json").read_text())
+    assert set(ablation["arms"]) == {"balanced", "unbalanced"} and all(len(a["runs"]) == 2 for a in ablation["arms"].values())
+    unbalanced = json.loads((run / "ablation" / "unbalanced" / "curated" / "stats.json").read_text())
+    assert unbalanced["kept"] == json.loads((run / "curated" / "stats.json").read_text())["kept"]
+    trained = {json.loads((run / "ablation" / f"{arm}-seed0" / "train" / "stats.json").read_text())["kept"]
+               for arm in ("balanced", "unbalanced")}
+    assert len(trained) == 1
     # Same inputs + config + seed in a fresh process with another hash seed -> identical bytes.
     again = tmp_path / "again"
     shutil.copytree(run / "candidates", again / "candidates")

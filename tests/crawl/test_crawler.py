@@ -101,3 +101,34 @@ def test_sitemap_reveals_a_page_no_link_reaches(served_web, tmp_path) -> None:
     assert any("/s/orphan.html" in line for line in log.read_text().splitlines())
     p = _crawl(tmp_path / "nositemap", _config(tmp_path, port, use_sitemaps=False))
     assert p.wait(timeout=120) == 0
+
+
+def test_robots_crawl_delay_is_honoured_and_legacy_charsets_decoded(tmp_path) -> None:
+    from tests.conftest import free_port
+    from webclip.sampleweb.serve import start, stop
+
+    site = tmp_path / "web" / "site"
+    site.mkdir(parents=True)
+    (site / "_routes.json").write_text(json.dumps({"alias": {}, "redirect": {}, "slow": {"prefix": "/slow/", "seconds": 0}}))
+    (site / "_headers.json").write_text(json.dumps({"/p3.html": {"Content-Type": "text/html; charset=iso-8859-1"}}))
+    (site / "robots.txt").write_text("User-agent: *\nCrawl-delay: 0.3\n")
+    links = "".join(f'<a href="/p{i}.html">p{i}</a>' for i in range(5))
+    (site / "index.html").write_text(f"<html><body>{links}</body></html>")
+    for i in range(5):
+        alt = "Un éléphant rêve à Noël près du château"
+        head = '<meta charset="windows-1252">' if i == 2 else ""
+        (site / f"p{i}.html").write_bytes(f'<html lang="fr"><head>{head}</head><body><img src="/x{i}.jpg" alt="{alt}"></body></html>'
+                                          .encode("utf-8" if i < 2 else "cp1252"))
+    port = free_port()
+    log = tmp_path / "log"
+    server = start(tmp_path / "web", port, log)
+    try:
+        p = _crawl(tmp_path / "run", _config(tmp_path, port, per_host_delay=0.0, per_host_concurrency=4, use_sitemaps=False))
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    finally:
+        stop(server)
+    pages = [line.split("\t") for line in log.read_text().splitlines() if not line.split("\t")[1].startswith("/robots")]
+    times = sorted(float(t) for t, _, _ in pages)
+    assert len(times) == 6 and min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.29
+    alts = pq.read_table(tmp_path / "run" / "candidates" / "part-00000.parquet")["alt"].to_pylist()
+    assert alts == ["Un éléphant rêve à Noël près du château"] * 5

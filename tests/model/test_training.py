@@ -125,3 +125,27 @@ def test_batch_order_is_the_same_for_any_number_of_loader_workers(shard_run) -> 
         assert loader.remainder_dropped == 8 and loader.position.epoch == 1
     assert orders[0] == orders[1]
     assert len({k for batch in orders[0][:7] for k in batch}) == 7 * 16  # no sample twice within an epoch
+
+
+def test_zero_shot_after_a_short_training_beats_chance_on_an_easy_split(shard_run, tmp_path) -> None:
+    run = _run_dir(shard_run, tmp_path, "zs")
+    heldout = tmp_path / "heldout"
+    for name, rgb in COLOURS.items():
+        (heldout / name).mkdir(parents=True)
+        for k in range(6):
+            (heldout / name / f"{k}.jpg").write_bytes(_jpeg(rgb, 1000 + k))
+    (tmp_path / "classnames.json").write_text(json.dumps(list(COLOURS)))
+    (tmp_path / "templates.json").write_text(json.dumps(["a {} square", "a photo of a {} square"]))
+    cfg = json.loads(_config(tmp_path, steps=40, lr=2e-3, warmup_steps=5, log_keys=False).read_text())
+    cfg["eval"] = {"images": str(heldout), "classnames": str(tmp_path / "classnames.json"),
+                   "templates": str(tmp_path / "templates.json")}
+    path = tmp_path / "zs.json"
+    path.write_text(json.dumps(cfg))
+    for stage in ("train", "eval"):
+        r = subprocess.run([sys.executable, "-m", "webclip.cli", stage, "--run", str(run), "--config", str(path)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads((run / "eval" / "results.json").read_text())
+    assert results["zero_shot"]["chance_top1"] == 0.25
+    assert results["zero_shot"]["top1"] >= 0.6, results["zero_shot"]
+    assert (run / "eval" / "confusion.png").exists() and (run / "train" / "curves.png").exists()

@@ -82,3 +82,34 @@ def test_ascii_fast_path_equals_the_unicode_path() -> None:
     for _ in range(5000):
         text = "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(30)))
         assert match_key(text) == general(text), repr(text)
+
+
+def test_every_entry_within_three_sigma_with_multi_match_pairs() -> None:
+    rng = random.Random(1)
+    n_entries, t = 30, 200
+    weights = [1 / (q + 1) ** 1.2 for q in range(n_entries)]
+    rows = []
+    for _ in range(20_000):
+        k = 1 if rng.random() < 0.6 else rng.randint(2, 3)
+        ids = sorted(set(rng.choices(range(n_entries), weights=weights, k=k)))
+        rows.append((f"{rng.getrandbits(128):032x}", ids))
+    counts: dict[int, int] = {}
+    for _, ids in rows:
+        for q in ids:
+            counts[q] = counts.get(q, 0) + 1
+    kept = {q: 0 for q in counts}
+    mean = {q: 0.0 for q in counts}
+    var = {q: 0.0 for q in counts}
+    for uid, ids in rows:
+        p = keep_probability(ids, counts, t)
+        k = keep(uid, 7, p)
+        for q in ids:
+            kept[q] += k
+            mean[q] += p
+            var[q] += p * (1 - p)
+    for q in counts:
+        if counts[q] <= t:
+            assert kept[q] == counts[q]  # rare entries keep every pair
+        assert abs(kept[q] - mean[q]) <= 3 * math.sqrt(var[q]) + 1e-9, (q, kept[q], mean[q])
+    head = max(counts, key=counts.get)
+    assert counts[head] > 10 * t and kept[head] < 0.2 * counts[head]
