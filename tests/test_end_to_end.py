@@ -60,11 +60,13 @@ def test_every_stage_end_to_end_and_deterministic(tmp_path: Path) -> None:
     trained = {json.loads((run / "ablation" / f"{arm}-seed0" / "train" / "stats.json").read_text())["kept"]
                for arm in ("balanced", "unbalanced")}
     assert len(trained) == 1
-    # Same inputs + config + seed in a fresh process with another hash seed -> identical bytes.
+    # Same inputs + config + seed, in a fresh process with another hash seed and another DirectRunner
+    # mode (one in-memory worker instead of two processes) -> identical bytes.
     again = tmp_path / "again"
     shutil.copytree(run / "candidates", again / "candidates")
     shutil.copytree(run / "sampleweb", again / "sampleweb")
-    _webclip("curate", "--run", str(again), "--config", str(cfg), seed="123")
+    _webclip("curate", "--run", str(again), "--config", str(cfg), "--direct-running-mode", "in_memory",
+             "--direct-num-workers", "1", seed="123")
     _webclip("shards", "--run", str(again), "--config", str(cfg), seed="123")
     assert _digests(run / "curated", "*.parquet") == _digests(again / "curated", "*.parquet")
     assert _digests(run / "curated" / "pool", "*.parquet") == _digests(again / "curated" / "pool", "*.parquet")
