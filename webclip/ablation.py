@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from webclip.config import build, to_dict
+from webclip.config import to_dict
 from webclip.hashing import unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, write_rows
 from webclip.records import CURATED_SCHEMA
@@ -72,11 +72,12 @@ def run_ablation(run: Path, config_file: dict[str, Any], force: bool = False) ->
             s = json.loads((trial / "eval" / "stats.json").read_text())
             results.setdefault(arm, []).append({"seed": seed, "top1": s["zero_shot_top1"],
                                                 "head": s["zero_shot_top1_head"], "tail": s["zero_shot_top1_tail"]})
-    table = {arm: {k: statistics.mean(r[k] for r in rows) for k in ("top1", "head", "tail")} | {"runs": rows}
-             for arm, rows in results.items()}
+    table: dict[str, dict[str, Any]] = {
+        arm: {k: statistics.mean(r[k] for r in rows) for k in ("top1", "head", "tail")} | {"runs": rows}
+        for arm, rows in results.items()}
     samples = {arm: json.loads((d / "shards" / "stats.json").read_text())["shards"] for arm, d in arms.items()}
     report = {"arms": table, "shard_samples": samples, "seeds": list(SEEDS),
-              "train": to_dict(build(type(stage_config("train", config_file)), config_file.get("train", {}))),
+              "train": to_dict(stage_config("train", config_file)),
               "tail_gain_points": round(100 * (table["balanced"]["tail"] - table["unbalanced"]["tail"]), 2),
               "head_change_points": round(100 * (table["balanced"]["head"] - table["unbalanced"]["head"]), 2)}
     atomic_write_json(run / "ablation" / "ablation.json", report)
