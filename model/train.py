@@ -63,6 +63,15 @@ def append_keys(path: Path, step: int, keys: list[str], rank: int, world: int) -
             f.write(json.dumps({"step": step, "keys": sorted(keys)}) + "\n")
 
 
+def tensorboard_writer(folder: Path) -> Any:
+    """A TensorBoard SummaryWriter, or None when the tensorboard package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
+
+
 def pick_device(name: str) -> torch.device:
     """CUDA when present (for ``auto``), else CPU."""
     if name == "auto":
@@ -154,6 +163,7 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
         loader.remainder_dropped = resume["remainder_dropped"]
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     metrics, keys_log = out / "metrics.jsonl", out / "keys.jsonl"
+    board = tensorboard_writer(out / "tensorboard") if rank == 0 else None
     if rank == 0:  # a killed run may have logged steps after its last checkpoint: they are redone
         for log in (metrics, keys_log):
             truncate_after(log, step)
@@ -198,6 +208,9 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
                    "epoch": loader.position.epoch}
             with open(metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if board is not None:
+                for name in ("loss", "lr", "temperature", "samples_per_s", "batch_acc"):
+                    board.add_scalar(f"train/{name}", row[name], step)
         if cfg.log_keys:
             append_keys(keys_log, step, batch.keys, rank, world)
         bar.update(1)
@@ -206,6 +219,8 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
             checkpoint()
     checkpoint()
     bar.close()
+    if board is not None:
+        board.close()
     elapsed = time.monotonic() - started
     if rank == 0 and metrics.exists():
         plot_curves(metrics, out / "curves.png")

@@ -149,3 +149,4 @@ def test_zero_shot_after_a_short_training_beats_chance_on_an_easy_split(shard_ru
     assert results["zero_shot"]["chance_top1"] == 0.25
     assert results["zero_shot"]["top1"] >= 0.6, results["zero_shot"]
     assert (run / "eval" / "confusion.png").exists() and (run / "train" / "curves.png").exists()
+    assert list((run / "train" / "tensorboard").glob("events.out.tfevents.*"))
