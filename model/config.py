@@ -59,6 +59,7 @@ class TrainConfig:
     threads: int = 2
     workers: int = 1  # DataLoader processes decoding images (0: in the training process)
     shuffle_buffer: int = 2000
+    data_mode: str = "epoch"  # "epoch": every sample once per epoch; "resampled": shards drawn with replacement
     checkpoint_every: int = 200
     log_every: int = 10
     tokenizer_vocab: int | None = None  # defaults to the model's vocab_size
@@ -70,6 +71,8 @@ class TrainConfig:
         """Reject impossible settings."""
         if self.precision not in ("fp32", "bf16"):
             raise ValueError("precision must be fp32 or bf16")
+        if self.data_mode not in ("epoch", "resampled"):
+            raise ValueError("data_mode must be epoch or resampled")
         if self.batch_size < 2 or self.steps < 1:
             raise ValueError("batch_size must be >= 2 and steps >= 1")
 
@@ -79,7 +82,7 @@ class EvalConfig:
     """What to evaluate and on which data."""
 
     checkpoint: str = "train/checkpoints/last.pt"  # relative to the run folder
-    images: str = "sampleweb/heldout"  # ImageFolder: <images>/<class>/*.jpg
+    images: str = "sampleweb/heldout"  # ImageFolder <images>/<class>/*.jpg, or WebDataset .tar(s) with .cls
     classnames: str = "sampleweb/classnames.json"
     templates: str = "sampleweb/templates.json"
     batch_size: int = 256

@@ -77,6 +77,15 @@ def epoch_stream(tars: list[str], seed: int, epoch: int, buffer: int) -> Iterato
         yield pool.pop(rng.randrange(len(pool)))
 
 
+def resampled_stream(tars: list[str], seed: int, epoch: int, buffer: int) -> Iterator[dict[str, Any]]:
+    """A pseudo-epoch of ``len(tars)`` shards drawn with replacement (open_clip's resampled mode)."""
+    rng = random.Random(f"resampled:{seed}:{epoch}")
+    yield from epoch_stream([rng.choice(tars) for _ in tars], seed, epoch, buffer)
+
+
+STREAMS = {"epoch": epoch_stream, "resampled": resampled_stream}
+
+
 @dataclass
 class Batch:
     """One training batch for this rank, with the loader's bookkeeping after it."""
@@ -109,8 +118,9 @@ class ShardStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1, start: Position | None = None):
+                 rank: int = 0, world: int = 1, start: Position | None = None, mode: str = "epoch"):
         super().__init__()
+        self.stream = STREAMS[mode]
         self.tars, self.image_size, self.batch_size = tars, image_size, batch_size
         self.seed, self.buffer, self.rank, self.world = seed, buffer, rank, world
         self.start = start or Position()
@@ -129,7 +139,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         epoch, offset, k, remainder = self.start.epoch, self.start.offset, 0, 0
         while True:
             pending: list[dict[str, Any]] = []
-            for i, s in enumerate(epoch_stream(self.tars, self.seed, epoch, self.buffer)):
+            for i, s in enumerate(self.stream(self.tars, self.seed, epoch, self.buffer)):
                 if i < offset:
                     continue
                 pending.append(s)
@@ -152,9 +162,9 @@ class ShardLoader:
     """A DataLoader over ``ShardStream`` that keeps the counts and the resumable position."""
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1, workers: int = 0):
+                 rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch"):
         self.args = (tars, image_size, batch_size, seed, buffer, rank, world)
-        self.workers = workers
+        self.workers, self.mode = workers, mode
         self.position = Position()
         self.samples_read = 0
         self.remainder_dropped = 0
@@ -162,7 +172,7 @@ class ShardLoader:
 
     def batches(self) -> Iterator[Batch]:
         """Batches from the current position on; counters and position follow each batch."""
-        stream = ShardStream(*self.args, start=Position(self.position.epoch, self.position.offset))
+        stream = ShardStream(*self.args, start=Position(self.position.epoch, self.position.offset), mode=self.mode)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.workers,
                                              persistent_workers=False, prefetch_factor=2 if self.workers else None)
         for b in loader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,25 @@ def image_folder(root: Path, classnames: list[str]) -> list[tuple[Path, int]]:
     return items
 
 
+def webdataset_images(root: Path) -> list[tuple[str, bytes, int]]:
+    """(key, image bytes, label) from a WebDataset eval set: ``{key}.jpg|png|webp`` + ``{key}.cls`` (class index)."""
+    tars = [root] if root.is_file() else sorted(root.glob("*.tar"))
+    out = []
+    for t in tars:
+        for s in iter_tar(str(t)):
+            image = next((s[e] for e in ("jpg", "jpeg", "png", "webp") if e in s), None)
+            if image is not None and "cls" in s:
+                out.append((s["key"], image, int(s["cls"])))
+    return out
+
+
+def labelled_images(root: Path, classnames: list[str]) -> list[tuple[str, bytes, int]]:
+    """An ImageFolder (``root/<class>/*``) or a WebDataset (``.tar`` files with ``.cls``) as (key, bytes, label)."""
+    if root.suffix == ".tar" or (root.is_dir() and any(root.glob("*.tar"))):
+        return webdataset_images(root)
+    return [(str(p.relative_to(root)), p.read_bytes(), label) for p, label in image_folder(root, classnames)]
+
+
 @torch.no_grad()
 def embed_images(model: Any, images: list[Image.Image], batch: int) -> torch.Tensor:
     """(N, E) unit image features."""
@@ -55,7 +75,6 @@ def retrieval(model: Any, tok: Any, tars: list[str], batch: int) -> dict[str, fl
     samples = [s for t in tars for s in iter_tar(t)]
     if len(samples) < 2:
         return {}
-    import io
 
     img = embed_images(model, [Image.open(io.BytesIO(s["jpg"])) for s in samples], batch)
     device = next(model.parameters()).device
@@ -132,19 +151,19 @@ def run_eval(cfg: EvalConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     model, tok, _ = load_model(ckpt, pick_device(cfg.device))
     classnames = json.loads(in_run(run, cfg.classnames).read_text())
     templates = json.loads(in_run(run, cfg.templates).read_text())
-    items = image_folder(in_run(run, cfg.images), classnames)
+    items = labelled_images(in_run(run, cfg.images), classnames)
     images, labels, keys = [], [], []
     tally = Tally("evaluation images", n_in=len(items))
-    for path, label in items:
+    for key, data, label in items:
         try:
-            im = Image.open(path)
+            im = Image.open(io.BytesIO(data))
             im.load()
         except Exception:
             tally.drop("eval/unreadable_image")
             continue
         images.append(im)
         labels.append(label)
-        keys.append(str(path.relative_to(in_run(run, cfg.images))))
+        keys.append(key)
     tally.kept = len(images)
     feats = embed_images(model, images, cfg.batch_size)
     y = torch.tensor(labels)

@@ -150,7 +150,8 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     model = CLIP(mcfg).to(device)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size, cfg.seed, cfg.shuffle_buffer, rank, world, cfg.workers)
+    loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size, cfg.seed, cfg.shuffle_buffer, rank, world, cfg.workers,
+                         cfg.data_mode)
     step = 0
     counts_before = {"read": 0, "trained": 0, "decode_errors": 0}
     if resume is not None:

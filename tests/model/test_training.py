@@ -150,3 +150,60 @@ def test_zero_shot_after_a_short_training_beats_chance_on_an_easy_split(shard_ru
     assert results["zero_shot"]["top1"] >= 0.6, results["zero_shot"]
     assert (run / "eval" / "confusion.png").exists() and (run / "train" / "curves.png").exists()
     assert list((run / "train" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_eval_reads_a_webdataset_eval_set_like_the_image_folder(shard_run, tmp_path) -> None:
+    from webclip.model.evaluate import labelled_images
+
+    folder = tmp_path / "folder"
+    samples = []
+    for name, rgb in COLOURS.items():
+        (folder / name).mkdir(parents=True)
+        for k in range(2):
+            data = _jpeg(rgb, 50 + k)
+            (folder / name / f"{k}.jpg").write_bytes(data)
+            samples.append({"key": f"{name}{k}", "jpg": data, "txt": name, "json": {}})
+    wds_dir = tmp_path / "wds"
+    import io
+    import tarfile
+
+    wds_dir.mkdir()
+    with tarfile.open(wds_dir / "eval-0000.tar", "w") as tar:
+        for s, label in zip(samples, [i // 2 for i in range(8)], strict=True):
+            for ext, data in (("jpg", s["jpg"]), ("cls", str(label).encode())):
+                info = tarfile.TarInfo(f"{s['key']}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    a = labelled_images(folder, list(COLOURS))
+    b = labelled_images(wds_dir, list(COLOURS))
+    assert sorted((d, y) for _, d, y in a) == sorted((d, y) for _, d, y in b) and len(b) == 8
+
+
+def test_bf16_autocast_gradient_checkpointing_and_resampled_mode_train(shard_run, tmp_path) -> None:
+    run = _run_dir(shard_run, tmp_path, "opts")
+    cfg = _config(tmp_path, steps=3, precision="bf16", grad_checkpointing=True, data_mode="resampled", workers=0)
+    r = subprocess.run([sys.executable, "-m", "webclip.cli", "train", "--run", str(run), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3] and all(np.isfinite(row["loss"]) for row in rows)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    from webclip.model.clip import CLIP
+    from webclip.model.config import load_preset
+    from webclip.model.loss import clip_loss
+
+    cfg = load_preset("demo")
+    cfg.vocab_size = 50
+    torch.manual_seed(0)
+    model = CLIP(cfg)
+    images, tokens = torch.randn(4, 3, 32, 32), torch.tensor([[1, 7, 8, 2] + [0] * 28] * 4)
+    grads = []
+    for enabled in (False, True):
+        model.zero_grad()
+        model.set_grad_checkpointing(enabled)
+        model.train()
+        clip_loss(*model(images, tokens)).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
