@@ -148,8 +148,11 @@ def _resolve(base: str, url: str | None) -> str | None:
     url = url.strip()
     if not url:
         return None
-    if url.lower().startswith("data:"):
+    head = url[:8].lower()
+    if head.startswith("data:"):
         return url
+    if (url.startswith("http://") or url.startswith("https://")) and "/." not in url and url[-1] not in "?#":
+        return url  # already absolute with no dot segments: what urljoin would return, without its cost
     try:
         return urljoin(base, url)
     except ValueError:

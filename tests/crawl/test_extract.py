@@ -87,3 +87,14 @@ def test_charset_order() -> None:
     assert "café" in decode_html(body)[0]
     assert "café" in decode_html("<p>café</p>".encode("latin-1"), "text/html; charset=iso-8859-1")[0]
     assert decode_html(b"\xef\xbb\xbf<p>\xc3\xa9</p>")[0] == "<p>é</p>"
+
+
+def test_absolute_url_fast_path_equals_urljoin() -> None:
+    from urllib.parse import urljoin
+
+    from webclip.crawl.extract import _resolve
+
+    urls = ["HTTP://X.com/a", "https://x/./a", "http://x/a/../b", "https:x", "http:/x", "http://x/?", "http://x/#",
+            "http://x?a#", "https://cdn.example.com/img/a.jpg?w=200", "//cdn.example.com/a.jpg", "a.jpg", "/b.png"]
+    for u in urls:
+        assert _resolve("http://e.com/dir/p.html", u) == urljoin("http://e.com/dir/p.html", u), u
