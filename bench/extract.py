@@ -33,9 +33,12 @@ def main() -> dict:
     for row in index:
         text, _ = decode_html(gzip.decompress((DATA / row["file"]).read_bytes()))
         pages.append((text, row.get("url") or "http://example.com/"))
-    bare = _time(lambda t, u: LexborHTMLParser(t).css("img"), pages)
-    ours = _time(lambda t, u: extract(t, u, "selectolax", links=False), pages)
-    with_links = _time(lambda t, u: extract(t, u, "selectolax"), pages)
+    runs: dict[str, list[float]] = {"bare": [], "ours": [], "links": []}
+    for _ in range(3):  # interleaved, best of three: the machine's noise hits every variant alike
+        runs["bare"].append(_time(lambda t, u: LexborHTMLParser(t).css("img"), pages))
+        runs["ours"].append(_time(lambda t, u: extract(t, u, "selectolax", links=False), pages))
+        runs["links"].append(_time(lambda t, u: extract(t, u, "selectolax"), pages))
+    bare, ours, with_links = (max(runs[k]) for k in ("bare", "ours", "links"))
     ref = _time(lambda t, u: extract(t, u, "bs4", links=False), pages[:60])
     out = {"bench": "extract", "pages": len(pages), "webclip_pages_s": round(ours, 1),
            "bare_selectolax_pages_s": round(bare, 1), "bs4_lxml_pages_s": round(ref, 1),

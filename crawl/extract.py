@@ -10,12 +10,13 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from webclip.hashing import candidate_uid
 from webclip.records import Candidate
 
 LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src")
+HTTP = ("http://", "https://")  # resolved URLs carry a lower-case scheme
 OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
 NO_IMAGE_DIRECTIVES = {"noimageindex", "noindex", "none"}
 
@@ -138,6 +139,10 @@ def largest_srcset(srcsets: list[str]) -> str | None:
 
 
 def _int_attr(v: str | None) -> int | None:
+    if not v:
+        return None
+    if v.isdigit() and len(v) <= 6:
+        return int(v)
     m = re.match(r"\s*(\d{1,6})", v or "")
     return int(m.group(1)) if m else None
 
@@ -168,9 +173,9 @@ def choose_image_url(tag: ImgTag, base: str) -> tuple[str | None, str | None]:
         if lazy:
             return lazy, srcset_url
     src = _resolve(base, tag.attrs.get("src"))
-    if src and urlsplit(src).scheme in ("http", "https"):
+    if src and src.startswith(HTTP):
         return src, srcset_url
-    if srcset_url and urlsplit(srcset_url).scheme in ("http", "https"):
+    if srcset_url and srcset_url.startswith(HTTP):
         return srcset_url, srcset_url
     return src, srcset_url
 
@@ -186,24 +191,24 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
         drops["extract/noimageindex"] += len(page.imgs)
         return [], drops
     out = []
+    page_lang = (page.lang or "").strip().lower() or None
     for tag in page.imgs:
         image_url, srcset_url = choose_image_url(tag, base)
         alt_raw = tag.attrs.get("alt")
         if image_url is None:
             drops["extract/no_src"] += 1
-        elif image_url.lower().startswith("data:"):
+        elif image_url[:5].lower() == "data:":
             drops["extract/data_uri"] += 1
-        elif urlsplit(image_url).scheme not in ("http", "https"):
+        elif not image_url.startswith(HTTP):
             drops["extract/bad_scheme"] += 1
         elif alt_raw is None:
             drops["extract/missing_alt"] += 1
-        elif not collapse_ws(alt_raw):
+        elif not (alt := collapse_ws(alt_raw)):
             drops["extract/empty_alt"] += 1
         else:
-            alt = collapse_ws(alt_raw)
             out.append(Candidate(
                 uid=candidate_uid(image_url, alt), image_url=image_url, alt=alt, page_url=page_url,
-                page_lang=(page.lang or "").strip().lower() or None,
+                page_lang=page_lang,
                 width=_int_attr(tag.attrs.get("width")), height=_int_attr(tag.attrs.get("height")),
                 srcset_url=srcset_url if srcset_url and not srcset_url.startswith("data:") else None,
                 source=source, opt_out=opt_out,
