@@ -66,7 +66,9 @@ def run_ablation(run: Path, config_file: dict[str, Any], force: bool = False) ->
             trial = arm_dir.parent / f"{arm}-seed{seed}"
             _link(arm_dir / "shards", trial / "shards")
             _link(run / "sampleweb", trial / "sampleweb")
+            # Every arm sees the same number of samples: no wall-clock cut-off, whatever the machine's load.
             train_cfg = stage_config("train", config_file, {"seed": seed})
+            train_cfg.max_seconds = None
             run_stage("train", trial, config_file, train_cfg, force=force)
             run_stage("eval", trial, config_file, stage_config("eval", config_file), force=force)
             s = json.loads((trial / "eval" / "stats.json").read_text())
