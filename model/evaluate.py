@@ -118,7 +118,7 @@ def linear_probe(feats: torch.Tensor, labels: torch.Tensor, keys: list[str], val
     def acc(clf: torch.nn.Linear, m: torch.Tensor) -> float:
         return clf(feats[m]).argmax(1).eq(labels[m]).float().mean().item()
 
-    grid = [1e-4, 1e-3, 1e-2, 1e-1]
+    grid = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     scores = {wd: acc(fit(wd, feats[train], labels[train]), val) for wd in grid}
     best = max(grid, key=lambda wd: (scores[wd], -wd))
     final = fit(best, feats[train | val], labels[train | val])
