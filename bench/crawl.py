@@ -58,7 +58,7 @@ def main(pages: int = 2000, polite_pages: int = 150, delay: float = 0.05) -> dic
     out = {"bench": "crawl", "pages": len(entries), "bare_requests_pages_s": round(anchor, 1),
            "politeness_off_pages_s": round(off_rate, 1), "ratio_off_vs_bare": round(off_rate / anchor, 3),
            "politeness_on_pages_s": round(on_rate, 1), "per_host_delay_s": delay,
-           "min_gap_between_requests_s": round(min(gaps), 4), "delay_honoured": min(gaps) >= delay * 0.98,
+           "min_gap_between_requests_s": round(min(gaps), 4), "delay_honoured": min(gaps) >= delay - 0.005,  # 5 ms for loopback arrival jitter
            "requests_logged": len(times)}
     print(json.dumps(out))
     return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 LANG_DETECTORS = ("langdetect", "fasttext", "pycld2", "lingua")
 MATCH_MODES = ("word", "substring")
+MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 
 
 @dataclass
@@ -20,6 +21,7 @@ class CurateConfig:
     languages: list[str] = field(default_factory=lambda: ["en"])
     lang_detector: str = "langdetect"
     match_mode: str = "word"
+    matcher: str = "ahocorasick_rs"  # measured in bench/match.py; pyahocorasick gives the same ids
     balance_t: int = 20_000
     balance_fraction: float | None = None  # if set, t = fraction * matched pairs (at least 1)
     seed: int = 0
@@ -36,6 +38,8 @@ class CurateConfig:
         """Reject impossible settings."""
         if self.lang_detector not in LANG_DETECTORS:
             raise ValueError(f"lang_detector must be one of {LANG_DETECTORS}")
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {MATCHERS}")
         if self.match_mode not in MATCH_MODES:
             raise ValueError(f"match_mode must be one of {MATCH_MODES}")
         if self.balance_fraction is not None and not 0 < self.balance_fraction <= 1:

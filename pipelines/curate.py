@@ -101,13 +101,14 @@ class Dedupe(beam.PTransform):
 class MatchFn(CountingDoFn):
     """Attach ``entry_ids``; the automaton is built once per worker process."""
 
-    def __init__(self, queries_path: str, mode: str):
+    def __init__(self, queries_path: str, mode: str, backend: str):
         super().__init__()
         self.queries_path = queries_path
         self.mode = mode
+        self.backend = backend
 
     def setup(self) -> None:
-        self.auto = shared_automaton(self.queries_path, self.mode)
+        self.auto = shared_automaton(self.queries_path, self.mode, self.backend)
 
     def process(self, row: dict[str, Any]):
         ids = match_ids(self.auto, row["caption"], self.mode)
@@ -157,7 +158,7 @@ class Curate(beam.PTransform):
         cfg = self.cfg
         rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> beam.ParDo(FilterFn(cfg))
                 | "Dedupe" >> Dedupe() | "Language" >> beam.ParDo(LanguageFn(cfg))
-                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg.match_mode)))
+                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg.match_mode, cfg.matcher)))
         per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
                      | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
         total = rows | "CountMatched" >> beam.combiners.Count.Globally()

@@ -6,6 +6,7 @@ import math
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -22,9 +23,10 @@ def test_normalise_caption() -> None:
     assert normalise_caption("cafe\u0301") == "café"
 
 
-def test_word_boundary_vs_substring() -> None:
+@pytest.mark.parametrize("backend", ["ahocorasick_rs", "pyahocorasick"])
+def test_word_boundary_vs_substring(backend: str) -> None:
     entries = ["cat", "star", "new york", "猫", "c++", "ice-cream"]
-    word, sub = build_automaton(entries, "word"), build_automaton(entries, "substring")
+    word, sub = build_automaton(entries, "word", backend), build_automaton(entries, "substring", backend)
     assert match_ids(word, "Education in the starfish lab", "word") == []
     assert match_ids(sub, "Education in the starfish lab", "substring") == [0, 1]
     assert match_ids(word, "A CAT, in New-York!", "word") == [0, 2]  # punctuation is a boundary on both sides
@@ -113,3 +115,16 @@ def test_every_entry_within_three_sigma_with_multi_match_pairs() -> None:
         assert abs(kept[q] - mean[q]) <= 3 * math.sqrt(var[q]) + 1e-9, (q, kept[q], mean[q])
     head = max(counts, key=counts.get)
     assert counts[head] > 10 * t and kept[head] < 0.2 * counts[head]
+
+
+def test_both_matchers_agree_on_real_alts() -> None:
+    import json
+
+    from tests.conftest import shared_data
+
+    alts = [r["alt"] for r in map(json.loads, (shared_data("alts") / "alts.jsonl").read_text().splitlines()) if r["alt"]]
+    entries = sorted({w for a in alts[:800] for w in a.lower().split()[:3]} | {"the new", "of the"})
+    for mode in ("word", "substring"):
+        a, b = build_automaton(entries, mode, "ahocorasick_rs"), build_automaton(entries, mode, "pyahocorasick")
+        for text in alts:
+            assert match_ids(a, normalise_caption(text), mode) == match_ids(b, normalise_caption(text), mode), text

@@ -31,11 +31,11 @@ class SiteServer(ThreadingHTTPServer):
         self.log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         super().__init__(("127.0.0.1", port), SiteHandler)
 
-    def log_request_line(self, path: str, status: int) -> None:
-        """Append ``time path status`` to the request log (used to check crawl delays)."""
+    def log_request_line(self, path: str, status: int, arrived: float) -> None:
+        """Append ``arrival-time path status`` to the request log (used to check crawl delays)."""
         if self.log_file:
             with self.log_lock:
-                self.log_file.write(f"{time.time():.6f}\t{path}\t{status}\n")
+                self.log_file.write(f"{arrived:.6f}\t{path}\t{status}\n")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up early (timeouts, byte caps) are expected: stay quiet."""
@@ -68,7 +68,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head_only:
             self.wfile.write(body)
-        self.server.log_request_line(self.path, status)
+        self.server.log_request_line(self.path, status, self.arrived)
 
     def do_HEAD(self) -> None:  # noqa: N802
         """Answer like GET without a body."""
@@ -76,6 +76,7 @@ class SiteHandler(BaseHTTPRequestHandler):
 
     def do_GET(self, head_only: bool = False) -> None:  # noqa: N802
         """Serve a file, an alias, a redirect or a slow response."""
+        self.arrived = time.time()
         path = unquote(urlsplit(self.path).path)
         routes = self.server.routes
         for prefix, target in routes["redirect"].items():
