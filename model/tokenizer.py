@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 SOT, EOT, PAD = "<sot>", "<eot>", "<pad>"
 
@@ -13,8 +13,7 @@ SOT, EOT, PAD = "<sot>", "<eot>", "<pad>"
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """Train a lower-casing byte-level BPE; ids 0, 1, 2 are pad, start and end of text."""
     tok = Tokenizer(models.BPE())
-    tok.normalizer = __import__("tokenizers").normalizers.Sequence(
-        [__import__("tokenizers").normalizers.NFC(), __import__("tokenizers").normalizers.Lowercase()])
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, SOT, EOT], show_progress=False,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from webclip.cli import STAGES, run_stage, stage_config
-from webclip.runfolder import StageDir, atomic_write_json
+from webclip.runfolder import atomic_write_json
 from webclip.stats import check_identity, top_reasons
 
 DEMO_STAGES = ("crawl", "curate", "shards", "train", "eval")  # the demo's query list is the sample web's
@@ -116,8 +116,3 @@ def run_demo(run: Path, config_file: dict[str, Any], force: bool = False) -> dic
     atomic_write_json(run / "summary.json", summary)
     print_table(summary, run)
     return summary
-
-
-def stage_done(run: Path, folder: str) -> bool:
-    """Whether a stage of ``run`` finished."""
-    return StageDir(run, folder).done
