@@ -7,7 +7,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from webclip.beamio import CountingDoFn, WriteParts, collect_counters, pipeline_options
+from webclip.beamio import CountingDoFn, WriteParts, collect_counters
+from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.warc import open_archive, read_archive
 from webclip.parquet import count_rows, parts
@@ -48,12 +49,7 @@ class ReadArchiveFn(CountingDoFn):
 
 def read_paths(cfg: CrawlConfig) -> list[str]:
     """Archive paths from the config plus ``paths_file`` (one per line)."""
-    paths = list(cfg.paths)
-    if cfg.paths_file:
-        p = Path(cfg.paths_file)
-        if not p.is_file():
-            raise FileNotFoundError(f"paths file not found: {p}")
-        paths += [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    paths = items_with_file(cfg.paths, cfg.paths_file, "paths")
     if not paths:
         raise ValueError("no archives: give --paths FILE.warc.gz or --paths-file FILE")
     return [p if "://" in p else str(Path(p).resolve()) for p in paths]
@@ -64,8 +60,7 @@ def run_cc(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
     paths = read_paths(cfg)
     for old in parts(stage.path):
         old.unlink()
-    opts = pipeline_options(cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)
-    with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=opts) as p:
+    with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
         (p | "Paths" >> beam.Create(paths) | "Spread" >> beam.Reshuffle()
          | "Read" >> beam.ParDo(ReadArchiveFn(cfg.parser))
          | "Write" >> WriteParts(str(stage.path.resolve()), "candidates", cfg.num_parts, ("uid", "page_url")))

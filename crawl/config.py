@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from webclip.config import BeamRunner
 from webclip.fetch import DEFAULT_USER_AGENT, FetchConfig
 
 SCOPES = ("host", "domain", "hosts")
 
 
 @dataclass
-class CrawlConfig:
+class CrawlConfig(BeamRunner):
     """Where to start, what is in scope, and how politely to fetch."""
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
@@ -41,10 +42,6 @@ class CrawlConfig:
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
     paths_file: str | None = None
     num_parts: int = 4
-    runner: str = "DirectRunner"
-    direct_num_workers: int = 2
-    direct_running_mode: str = "multi_processing"
-    pipeline_args: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Reject impossible settings."""

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.crawler import crawl
 from webclip.parquet import count_rows, part_name, parts, row_sort_key, write_rows
@@ -17,12 +18,7 @@ from webclip.stats import Tally, check_identity
 
 def read_seeds(cfg: CrawlConfig) -> list[str]:
     """Seeds from the config plus one URL per line of ``seeds_file`` (``#`` comments allowed)."""
-    seeds = list(cfg.seeds)
-    if cfg.seeds_file:
-        p = Path(cfg.seeds_file)
-        if not p.is_file():
-            raise FileNotFoundError(f"seeds file not found: {p}")
-        seeds += [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    seeds = items_with_file(cfg.seeds, cfg.seeds_file, "seeds")
     if not seeds:
         raise ValueError("no seeds: give --seeds URL or --seeds-file FILE")
     return seeds

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from webclip.config import BeamRunner
+
 LANG_DETECTORS = ("langdetect", "fasttext", "pycld2", "lingua")
 MATCH_MODES = ("word", "substring")
 MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 
 
 @dataclass
-class CurateConfig:
+class CurateConfig(BeamRunner):
     """Filters, language set, query list, matching and balancing of the curation pipeline."""
 
     queries: str = "sampleweb/concepts.json"  # relative paths are inside the run folder
@@ -26,10 +28,6 @@ class CurateConfig:
     balance_fraction: float | None = None  # if set, t = fraction * matched pairs (at least 1)
     seed: int = 0
     num_parts: int = 4
-    runner: str = "DirectRunner"
-    direct_num_workers: int = 2
-    direct_running_mode: str = "multi_processing"
-    pipeline_args: list[str] = field(default_factory=list)
     progress: bool = True
     candidates_path: str | None = None  # read candidates here instead of <run>/candidates (e.g. gs://...)
     output_path: str | None = None  # write Parquet here instead of <run>/curated (stats stay in the run)

@@ -16,7 +16,6 @@ from webclip.beamio import (
     collect_counters,
     count_rows_any,
     list_parts,
-    pipeline_options,
     write_atomically,
 )
 from webclip.dedupe.urls import image_url_key
@@ -214,8 +213,7 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
     stale = list_parts(out) + list_parts(FileSystems.join(out, "pool"))
     if stale:
         FileSystems.delete(stale)
-    with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=pipeline_options(
-            cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
+    with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
         build_pipeline(p, inputs, cfg, queries_path, out)
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}

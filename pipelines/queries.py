@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webclip.config import BeamRunner
 from webclip.pipelines.normalise import match_key
 
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
@@ -22,7 +23,7 @@ WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 
 
 @dataclass
-class QueriesConfig:
+class QueriesConfig(BeamRunner):
     """Sources, their priority and the budget."""
 
     size: int = 500_000
@@ -35,10 +36,6 @@ class QueriesConfig:
     bigram_min_count: int = 5
     bigram_min_pmi: float = 3.0
     bigram_max: int = 100_000
-    runner: str = "DirectRunner"
-    direct_num_workers: int = 2
-    direct_running_mode: str = "multi_processing"
-    pipeline_args: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Reject unknown sources."""
@@ -133,11 +130,9 @@ def mine_bigrams(cfg: QueriesConfig) -> list[tuple[str, float, int]]:
 
     import apache_beam as beam
 
-    from webclip.beamio import pipeline_options
 
     tmp = tempfile.mkdtemp(prefix="webclip-bigrams-")
-    opts = pipeline_options(cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)
-    with beam.Pipeline(options=opts) as p:
+    with beam.Pipeline(options=cfg.beam_options()) as p:
         toks = (p | beam.Create(cfg.bigram_corpus) | beam.FlatMap(corpus_texts) | beam.Map(tokens))
         uni = (toks | "Uni" >> beam.FlatMap(lambda ts: [(t, 1) for t in ts]) | "CountUni" >> beam.CombinePerKey(sum))
         bi = (toks | "Bi" >> beam.FlatMap(lambda ts: [((a, b), 1) for a, b in zip(ts, ts[1:], strict=False)])

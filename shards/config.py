@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from webclip.config import BeamRunner
 from webclip.fetch import DEFAULT_USER_AGENT, FetchConfig
 
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 
 
 @dataclass
-class ShardsConfig:
+class ShardsConfig(BeamRunner):
     """Download, resize, politeness, dedupe, decontamination and final sharding."""
 
     image_size: int = 256
@@ -37,10 +38,6 @@ class ShardsConfig:
     phash_threshold: int = 2  # -1 turns near-duplicate search off; 64-bit pHash bits; see bench/phash.py for precision and recall
     dedupe_on_beam_from: int = 200_000  # images; fewer are deduplicated in-process (same functions)
     decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
-    runner: str = "DirectRunner"
-    direct_num_workers: int = 2
-    direct_running_mode: str = "multi_processing"
-    pipeline_args: list[str] = field(default_factory=list)
     progress: bool = True
 
     def validate(self) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from webclip.beamio import pipeline_options, write_atomically
+from webclip.beamio import write_atomically
+from webclip.config import BeamRunner
 from webclip.dedupe.images import band_keys, bucket_edges, exact_edges, resolve_groups
 
 
@@ -35,11 +36,11 @@ def _dump(edges: list, path: str) -> None:
     write_atomically(path, json.dumps(sorted(edges)).encode())
 
 
-def duplicate_groups_beam(items: list[tuple[str, str, str]], threshold: int, runner: str, workers: int, mode: str,
-                          extra: list[str]) -> dict[str, tuple[str, str]]:
+def duplicate_groups_beam(items: list[tuple[str, str, str]], threshold: int,
+                          runner: BeamRunner) -> dict[str, tuple[str, str]]:
     """Same result as ``dedupe.images.duplicate_groups``, with the search distributed by Beam."""
     tmp = Path(tempfile.mkdtemp(prefix="webclip-dups-"))
-    with beam.Pipeline(options=pipeline_options(runner, workers, mode, extra)) as p:
+    with beam.Pipeline(options=runner.beam_options()) as p:
         (p | beam.Create(items) | DuplicateEdges(threshold) | beam.combiners.ToList()
          | beam.Map(_dump, str(tmp / "edges.json")))
     edges = [tuple(e) for e in json.loads((tmp / "edges.json").read_text())]

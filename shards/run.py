@@ -14,7 +14,6 @@ from typing import Any
 import apache_beam as beam
 from tqdm import tqdm
 
-from webclip.beamio import pipeline_options
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
@@ -171,8 +170,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     if todo:
         n_todo = sum(count_rows([jobs_dir / "_inputs" / f"{j}.parquet"]) for j in todo)
         with watch("download", n_todo, lambda: _downloaded(jobs_dir, todo), cfg.progress, unit="url"), \
-                beam.Pipeline(options=pipeline_options(
-                    cfg.runner, cfg.direct_num_workers, cfg.direct_running_mode, cfg.pipeline_args)) as p:
+                beam.Pipeline(options=cfg.beam_options()) as p:
             (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
              | "Download" >> beam.ParDo(DownloadJobFn(cfg, str(jobs_dir.resolve()))))
     lap("download")
@@ -184,8 +182,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     meta = list(iter_rows([jobs_dir / f"{j}.parquet" for j in jobs], columns=["uid", "sha256", "phash"]))
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
     if len(items) >= cfg.dedupe_on_beam_from:
-        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg.runner, cfg.direct_num_workers,
-                                       cfg.direct_running_mode, cfg.pipeline_args)
+        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
     else:  # small sets: the same functions in-process beat a pipeline's start-up
         groups = duplicate_groups(items, cfg.phash_threshold)
     drop = {uid: reason for uid, (_, reason) in groups.items()}

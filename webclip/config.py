@@ -130,3 +130,30 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> N
 def flag_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The dataclass fields the user set on the command line."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def items_with_file(items: list[str], path: str | None, what: str) -> list[str]:
+    """A list field plus one item per line of an optional file (blank lines and ``#`` comments skipped)."""
+    out = list(items)
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{what} file not found: {p}")
+        out += [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return out
+
+
+@dataclasses.dataclass
+class BeamRunner:
+    """The runner fields every Beam stage shares (DirectRunner with worker processes by default)."""
+
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 2
+    direct_running_mode: str = "multi_processing"
+    pipeline_args: list[str] = dataclasses.field(default_factory=list)
+
+    def beam_options(self) -> Any:
+        """PipelineOptions for these fields (imports Beam only when a pipeline runs)."""
+        from webclip.beamio import pipeline_options
+
+        return pipeline_options(self.runner, self.direct_num_workers, self.direct_running_mode, self.pipeline_args)

@@ -33,6 +33,7 @@ def test_reencoded_and_resized_copies_are_near_duplicates() -> None:
 def test_beam_search_equals_in_process_search() -> None:
     import random
 
+    from webclip.config import BeamRunner
     from webclip.shards.neardup import duplicate_groups_beam
 
     rng = random.Random(0)
@@ -45,4 +46,4 @@ def test_beam_search_equals_in_process_search() -> None:
             items.append((f"e{i:04d}", f"sha{i}", f"{h:016x}"))
     local = duplicate_groups(items, threshold=2)
     assert len(local) == 60
-    assert duplicate_groups_beam(items, 2, "DirectRunner", 1, "in_memory", []) == local
+    assert duplicate_groups_beam(items, 2, BeamRunner(direct_num_workers=1, direct_running_mode="in_memory")) == local
