@@ -36,7 +36,7 @@ class CrawlConfig(BeamRunner):
     respect_robots: bool = True
     use_sitemaps: bool = True
     strip_tracking_params: bool = True
-    parser: str = "selectolax"
+    parser: str = "scan"  # scan (targeted tokenizer), selectolax, or bs4 (the reference)
     rows_per_part: int = 500_000
     progress: bool = True
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
@@ -49,8 +49,8 @@ class CrawlConfig(BeamRunner):
             raise ValueError("source must be live or cc")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
-        if self.parser not in ("selectolax", "bs4"):
-            raise ValueError("parser must be selectolax or bs4")
+        if self.parser not in ("scan", "selectolax", "bs4"):
+            raise ValueError("parser must be scan, selectolax or bs4")
         if self.concurrency < 1 or self.per_host_concurrency < 1:
             raise ValueError("concurrency must be >= 1")
 

@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from webclip.crawl.charset import decode_html
 from webclip.crawl.config import CrawlConfig
-from webclip.crawl.extract import _robots_tokens, extract
+from webclip.crawl.extract import extract
 from webclip.crawl.journal import Journal, read_journal
+from webclip.crawl.page import robots_tokens
 from webclip.crawl.urls import in_scope
 from webclip.dedupe.urls import normalise_url
 from webclip.fetch import Fetcher
@@ -73,8 +74,8 @@ def process_page(url: str, depth: int, cfg: CrawlConfig, fetcher: Fetcher, robot
         cands, drops, page = extract(text, r.url, cfg.parser, "crawl", header_robots)
     except Exception:  # a parser crash on hostile HTML loses only this page, with a reason
         return PageResult(url, depth, "parse_error")
-    robots_tokens = page.robots | _robots_tokens([header_robots or ""])
-    links = [] if "nofollow" in robots_tokens or "none" in robots_tokens else page.links
+    directives = page.robots | robots_tokens([header_robots or ""])
+    links = [] if "nofollow" in directives or "none" in directives else page.links
     base = urljoin(r.url, page.base_href) if page.base_href else r.url
     return PageResult(url, depth, "ok", [asdict(c) for c in cands], [urljoin(base, h) for h in links if h],
                       len(page.imgs), dict(drops))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urljoin
 
+from webclip.crawl.htmlscan import parse_scan
+from webclip.crawl.page import ImgTag, ParsedPage, robots_tokens
+from webclip.crawl.urls import Resolver
 from webclip.hashing import candidate_uid
 from webclip.records import Candidate
 
@@ -19,32 +20,6 @@ LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src")
 HTTP = ("http://", "https://")  # resolved URLs carry a lower-case scheme
 OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
 NO_IMAGE_DIRECTIVES = {"noimageindex", "noindex", "none"}
-
-
-@dataclass
-class ImgTag:
-    """The attributes of one ``<img>`` and the srcsets of its ``<picture>`` sources."""
-
-    attrs: dict[str, str | None]
-    sources: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ParsedPage:
-    """What extraction needs from a page."""
-
-    imgs: list[ImgTag]
-    links: list[str]
-    base_href: str | None = None
-    lang: str | None = None
-    robots: set[str] = field(default_factory=set)
-
-
-def _robots_tokens(values: list[str]) -> set[str]:
-    out: set[str] = set()
-    for v in values:
-        out.update(t.strip().lower() for t in re.split(r"[,\s]+", v) if t.strip())
-    return out
 
 
 def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
@@ -77,7 +52,7 @@ def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
                 base_href = node.attributes.get("href")
         elif tag == "html" and lang is None:
             lang = node.attributes.get("lang")
-    return ParsedPage(imgs=imgs, links=hrefs, base_href=base_href, lang=lang, robots=_robots_tokens(metas))
+    return ParsedPage(imgs=imgs, links=hrefs, base_href=base_href, lang=lang, robots=robots_tokens(metas))
 
 
 def parse_bs4(text: str, links: bool = True) -> ParsedPage:
@@ -97,10 +72,10 @@ def parse_bs4(text: str, links: bool = True) -> ParsedPage:
              if m.get("name", "").lower() in ("robots", "webclip")]
     hrefs = [a.get("href") or "" for a in soup.find_all("a", href=True)] if links else []
     return ParsedPage(imgs=imgs, links=hrefs, base_href=base.get("href") if base else None,
-                      lang=html_node.get("lang") if html_node else None, robots=_robots_tokens(metas))
+                      lang=html_node.get("lang") if html_node else None, robots=robots_tokens(metas))
 
 
-PARSERS: dict[str, Callable[..., ParsedPage]] = {"selectolax": parse_selectolax, "bs4": parse_bs4}
+PARSERS: dict[str, Callable[..., ParsedPage]] = {"scan": parse_scan, "selectolax": parse_selectolax, "bs4": parse_bs4}
 
 
 def collapse_ws(text: str) -> str:
@@ -147,45 +122,35 @@ def _int_attr(v: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _resolve(base: str, url: str | None) -> str | None:
-    if url is None:
-        return None
-    url = url.strip()
-    if not url:
-        return None
-    head = url[:8].lower()
-    if head.startswith("data:"):
-        return url
-    if (url.startswith("http://") or url.startswith("https://")) and "/." not in url and url[-1] not in "?#":
-        return url  # already absolute with no dot segments: what urljoin would return, without its cost
-    try:
-        return urljoin(base, url)
-    except ValueError:
-        return None
+def srcset_url(tag: ImgTag, resolve: Resolver) -> str | None:
+    """The resolved largest candidate of the ``<img>``'s srcset and its ``<picture>`` sources."""
+    srcsets = [s for s in (tag.attrs.get("srcset"), *tag.sources) if s]
+    return resolve(largest_srcset(srcsets)) if srcsets else None
 
 
-def choose_image_url(tag: ImgTag, base: str) -> tuple[str | None, str | None]:
-    """(image_url, srcset_url): lazy attribute, else http(s) src, else the largest srcset candidate."""
-    srcsets = [s for s in [tag.attrs.get("srcset") or ""] + tag.sources if s]
-    srcset_url = _resolve(base, largest_srcset(srcsets)) if srcsets else None
+def choose_image_url(tag: ImgTag, resolve: Resolver) -> str | None:
+    """The image URL: a lazy attribute, else an http(s) src, else the largest srcset candidate, else src."""
+    attrs = tag.attrs
     for name in LAZY_ATTRS:
-        lazy = _resolve(base, tag.attrs.get(name))
-        if lazy:
-            return lazy, srcset_url
-    src = _resolve(base, tag.attrs.get("src"))
+        if name in attrs:
+            lazy = resolve(attrs[name])
+            if lazy:
+                return lazy
+    src = resolve(attrs.get("src"))
     if src and src.startswith(HTTP):
-        return src, srcset_url
-    if srcset_url and srcset_url.startswith(HTTP):
-        return srcset_url, srcset_url
-    return src, srcset_url
+        return src
+    largest = srcset_url(tag, resolve)
+    if largest and largest.startswith(HTTP):
+        return largest
+    return src
 
 
 def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
                     header_robots: str | None = None) -> tuple[list[Candidate], Counter]:
     """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none."""
     drops: Counter = Counter()
-    base = _resolve(page_url, page.base_href) or page_url
-    robots = page.robots | _robots_tokens([header_robots or ""])
+    resolve = Resolver(Resolver(page_url)(page.base_href) or page_url)
+    robots = page.robots | robots_tokens([header_robots or ""])
     opt_out = bool(robots & OPT_OUT_DIRECTIVES)
     if robots & NO_IMAGE_DIRECTIVES:
         drops["extract/noimageindex"] += len(page.imgs)
@@ -193,7 +158,7 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
     out = []
     page_lang = (page.lang or "").strip().lower() or None
     for tag in page.imgs:
-        image_url, srcset_url = choose_image_url(tag, base)
+        image_url = choose_image_url(tag, resolve)
         alt_raw = tag.attrs.get("alt")
         if image_url is None:
             drops["extract/no_src"] += 1
@@ -206,17 +171,18 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
         elif not (alt := collapse_ws(alt_raw)):
             drops["extract/empty_alt"] += 1
         else:
+            largest = srcset_url(tag, resolve)
             out.append(Candidate(
                 uid=candidate_uid(image_url, alt), image_url=image_url, alt=alt, page_url=page_url,
                 page_lang=page_lang,
                 width=_int_attr(tag.attrs.get("width")), height=_int_attr(tag.attrs.get("height")),
-                srcset_url=srcset_url if srcset_url and not srcset_url.startswith("data:") else None,
+                srcset_url=largest if largest and not largest.startswith("data:") else None,
                 source=source, opt_out=opt_out,
             ))
     return out, drops
 
 
-def extract(html_text: str, page_url: str, parser: str = "selectolax", source: str = "crawl",
+def extract(html_text: str, page_url: str, parser: str = "scan", source: str = "crawl",
             header_robots: str | None = None, links: bool = True) -> tuple[list[Candidate], Counter, ParsedPage]:
     """Parse and extract in one call (``links=False`` skips collecting ``<a href>``, as archives need none)."""
     page = PARSERS[parser](html_text, links)

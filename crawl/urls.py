@@ -1,8 +1,9 @@
-"""Crawl scope rules."""
+"""URL rules of the crawl stage: scope, and resolution against a page's base."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import urljoin, urlsplit
 
 from webclip.dedupe.urls import registered_domain
 
@@ -17,3 +18,42 @@ def in_scope(url: str, seeds: list[str], scope: str, hosts: list[str]) -> bool:
     if scope == "hosts":
         return netloc in {h.lower() for h in hosts} or (urlsplit(url).hostname or "") in {h.lower() for h in hosts}
     raise ValueError(f"unknown scope {scope!r}")
+
+
+_PLAIN = re.compile(r"[^\x00-\x20\[\]\\]*+")  # no whitespace, controls, brackets or backslashes for urljoin to fix
+
+
+class Resolver:
+    """``urljoin`` against one base URL, with exact shortcuts for absolute, ``//host`` and ``/path`` URLs.
+
+    A shortcut applies only where urljoin would return its input unchanged (or merely prefixed):
+    no dot segments, no empty query, fragment or parameters for it to drop, nothing for it to strip.
+    Anything else goes through urljoin; a URL urljoin rejects resolves to None.
+    """
+
+    def __init__(self, base: str):
+        self.base = base
+        parts = urlsplit(base)
+        usable = parts.scheme in ("http", "https") and parts.netloc and _PLAIN.fullmatch(parts.netloc)
+        self.scheme = parts.scheme if usable else None
+        self.root = f"{parts.scheme}://{parts.netloc}" if usable else None
+
+    def __call__(self, url: str | None) -> str | None:
+        """The absolute form of ``url`` (stripped; ``data:`` URIs returned as they are)."""
+        if url is None:
+            return None
+        url = url.strip()
+        if not url:
+            return None
+        if url[:5].lower() == "data:":
+            return url
+        if (_PLAIN.fullmatch(url) and "/." not in url and url[-1] not in "?#;"
+                and "?#" not in url and ";?" not in url and ";#" not in url):
+            if url.startswith("http://") or url.startswith("https://"):
+                return url
+            if self.scheme is not None and url[0] == "/":
+                return f"{self.scheme}:{url}" if url[1:2] == "/" else self.root + url
+        try:
+            return urljoin(self.base, url)
+        except ValueError:
+            return None

@@ -63,7 +63,7 @@ def wat_page(payload: bytes) -> PageOutcome | None:
     return PageOutcome(None, cands, drops, len(imgs))
 
 
-def read_archive(stream: IO[bytes] | str, parser: str = "selectolax") -> Iterator[PageOutcome]:
+def read_archive(stream: IO[bytes] | str, parser: str = "scan") -> Iterator[PageOutcome]:
     """Outcomes of every page in a WARC or WAT file, in file order."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
