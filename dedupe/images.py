@@ -21,7 +21,7 @@ def phash_hex(image: Image.Image) -> str:
     """64-bit perceptual hash (imagehash pHash) as 16 hex digits."""
     import imagehash
 
-    return str(imagehash.phash(image.convert("RGB")))
+    return str(imagehash.phash(image if image.mode in ("RGB", "L") else image.convert("RGB")))
 
 
 def hamming(a: int, b: int) -> int:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
+import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from PIL import Image
@@ -26,9 +31,32 @@ class Downloaded:
     sample: dict[str, Any] | None = None
 
 
+@functools.cache
+def img2dataset_resizer_module() -> ModuleType:
+    """img2dataset's ``resizer`` module, loaded without the package ``__init__``.
+
+    ``import img2dataset.resizer`` runs ``img2dataset/__init__.py``, which imports its downloader,
+    writers, torch, webdataset and wandb: about 3 s per worker process for code we never call.
+    The resizer module itself needs only albumentations, cv2 and numpy.
+    """
+    name = "img2dataset.resizer"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("img2dataset")  # locates the package without executing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("img2dataset is not installed: pip install -e .[shards]")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resizer.py"
+    module_spec = importlib.util.spec_from_file_location("webclip_img2dataset_resizer", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def make_resizer(cfg: ShardsConfig):  # noqa: ANN201
     """img2dataset's resizer configured from ``cfg``."""
-    from img2dataset.resizer import ResizeMode, Resizer
+    resizer = img2dataset_resizer_module()
+    ResizeMode, Resizer = resizer.ResizeMode, resizer.Resizer  # noqa: N806
 
     return Resizer(image_size=cfg.image_size, resize_mode=ResizeMode[cfg.resize_mode],
                    resize_only_if_bigger=cfg.resize_only_if_bigger, encode_quality=cfg.encode_quality,

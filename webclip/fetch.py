@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import (
+    DecodeError,
+    HTTPError,
+    LocationValueError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    SSLError,
+)
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from webclip import __version__
 from webclip.netguard import AddressGuard, Refused
@@ -107,24 +116,18 @@ def retry_after_seconds(value: str | None, default: float) -> float:
 
 
 class Fetcher:
-    """Fetches URLs with every limit in ``FetchConfig``; thread-safe, one session per thread."""
+    """Fetches URLs with every limit in ``FetchConfig``; thread-safe (one urllib3 pool manager shared)."""
 
     def __init__(self, cfg: FetchConfig, pacer: HostPacer | None = None):
         self.cfg = cfg
         self.guard = AddressGuard(cfg.allow_private)
         self.pacer = pacer or HostPacer(cfg.per_host_delay, cfg.per_host_concurrency)
-        self.local = threading.local()
-
-    def _session(self) -> requests.Session:
-        s = getattr(self.local, "session", None)
-        if s is None:
-            s = requests.Session()
-            s.trust_env = False  # no per-request proxy/netrc lookups from the environment (0.6 ms each)
-            s.headers["User-Agent"] = self.cfg.user_agent
-            s.mount("http://", HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0))
-            s.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0))
-            self.local.session = s
-        return s
+        # urllib3 straight, not requests: a third of the CPU per request, and the body decoded as it streams
+        # (gzip/deflate) so the byte cap bounds what we hold, compression bombs included.
+        self.pool = urllib3.PoolManager(
+            num_pools=256, maxsize=max(4, cfg.per_host_concurrency), block=False, retries=False,
+            headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"})
+        self.timeouts = urllib3.Timeout(connect=min(cfg.connect_timeout, cfg.timeout), read=cfg.timeout)
 
     def get(self, url: str) -> Response:
         """GET ``url`` following guarded redirects, retrying connection errors, 429 and 503."""
@@ -173,56 +176,61 @@ class Fetcher:
             return Response(url=url, error=e.reason)
         deadline = time.monotonic() + self.cfg.timeout
         try:
-            r = self._session().get(url, stream=True, allow_redirects=False,
-                                    timeout=(self.cfg.connect_timeout, self.cfg.timeout))
-        except requests.exceptions.Timeout:
-            return Response(url=url, error="timeout")
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            r = self.pool.request("GET", url, preload_content=False, decode_content=True, redirect=False,
+                                  timeout=self.timeouts)
+        except NewConnectionError:  # a subclass of urllib3's connect timeout: refused, unreachable, no DNS
             return Response(url=url, error="connection_error")
-        except requests.exceptions.RequestException:
+        except (Urllib3Timeout, TimeoutError):
+            return Response(url=url, error="timeout")
+        except (ProxyError, SSLError, ProtocolError, OSError):
+            return Response(url=url, error="connection_error")
+        except (LocationValueError, HTTPError, ValueError, UnicodeError):
             return Response(url=url, error="bad_url")
         headers = {k.lower(): v for k, v in r.headers.items()}
+        status = r.status
         try:
             declared = int(headers.get("content-length", "0") or 0)
         except ValueError:
             declared = 0
-        if declared > self.cfg.max_bytes:
+        if declared > self.cfg.max_bytes and "content-encoding" not in headers:
             r.close()
-            return Response(url=url, status=r.status_code, headers=headers, error="too_large")
-        chunks, size = [], 0
+            return Response(url=url, status=status, headers=headers, error="too_large")
+        chunks, size, error = [], 0, None
         try:
-            raw = r.raw
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    r.close()
-                    return Response(url=url, status=r.status_code, headers=headers, error="timeout")
-                sock = _socket_of(raw)
+                    error = "timeout"
+                    break
+                sock = _socket_of(r)
                 if sock is not None:
                     sock.settimeout(max(0.01, remaining))
-                chunk = raw.read1(65536) if hasattr(raw, "read1") else raw.read(65536)
+                chunk = r.read1(65536)
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > self.cfg.max_bytes:
-                    r.close()
-                    return Response(url=url, status=r.status_code, headers=headers, error="too_large")
+                if size > self.cfg.max_bytes:  # counted after decoding: a gzip bomb stops here too
+                    error = "too_large"
+                    break
                 chunks.append(chunk)
-        except (TimeoutError, requests.exceptions.Timeout):
+        except (Urllib3Timeout, TimeoutError):
+            error = "timeout"
+        except DecodeError:
+            error = "bad_encoding"
+        except (HTTPError, OSError):  # protocol errors, resets and short reads mid-body
+            error = "connection_error"
+        if error is None and time.monotonic() > deadline:
+            error = "timeout"
+        if error is not None:
             r.close()
-            return Response(url=url, status=r.status_code, headers=headers, error="timeout")
-        except Exception as e:  # urllib3 protocol/read errors mid-body
-            r.close()
-            name = type(e).__name__.lower()
-            return Response(url=url, status=r.status_code, headers=headers, error="timeout" if "timeout" in name else "connection_error")
-        if time.monotonic() > deadline:
-            return Response(url=url, status=r.status_code, headers=headers, error="timeout")
-        return Response(url=url, status=r.status_code, headers=headers, body=b"".join(chunks))
+            return Response(url=url, status=status, headers=headers, error=error)
+        r.release_conn()
+        return Response(url=url, status=status, headers=headers, body=b"".join(chunks))
 
 
-def _socket_of(raw: Any) -> Any:
+def _socket_of(r: Any) -> Any:
     """The socket under a urllib3 response, to shrink its timeout to the remaining deadline."""
     try:
-        return raw._fp.fp.raw._sock  # type: ignore[attr-defined]
+        return r._fp.fp.raw._sock  # type: ignore[attr-defined]
     except AttributeError:
         return None

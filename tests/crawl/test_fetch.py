@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from webclip.fetch import FetchConfig, Fetcher
+
+
+BOMB = gzip.compress(b"\0" * 50_000_000, compresslevel=9)
 
 
 class Hostile(BaseHTTPRequestHandler):
@@ -48,6 +53,18 @@ class Hostile(BaseHTTPRequestHandler):
             self._reply(503, b"down")
         elif self.path in ("/loop-a", "/loop-b"):
             self._reply(302, b"", {"Location": "/loop-b" if self.path == "/loop-a" else "/loop-a"})
+        elif self.path == "/gzip":  # a page sent compressed, as most real servers do
+            self._reply(200, gzip.compress("<p>café</p>".encode()), {"Content-Encoding": "gzip"})
+        elif self.path == "/gzip-bomb":  # 50 KB on the wire, 50 MB decoded
+            self._reply(200, BOMB, {"Content-Encoding": "gzip"})
+        elif self.path == "/reset":  # promises 1000 bytes, sends 10, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         elif self.path.startswith("/to-private/"):
             self._reply(302, b"", {"Location": f"http://127.0.0.1:{self.path.rsplit('/', 1)[1]}/secret"})
         else:
@@ -112,3 +129,14 @@ def test_redirect_to_unlisted_loopback_port_is_refused(hostile) -> None:
 def test_unlisted_private_target_is_refused_before_any_request() -> None:
     assert Fetcher(FetchConfig()).get("http://127.0.0.1:9/x").error == "private_address"
     assert Fetcher(FetchConfig()).get("ftp://example.com/x").error == "bad_scheme"
+
+
+def test_compressed_bodies_are_decoded_and_capped_after_decoding(hostile) -> None:
+    r = _fetcher(hostile).get(f"http://{hostile}/gzip")
+    assert r.ok and r.body.decode() == "<p>café</p>"
+    bomb = _fetcher(hostile, max_bytes=1_000_000).get(f"http://{hostile}/gzip-bomb")
+    assert bomb.error == "too_large"
+
+
+def test_short_body_is_a_connection_error(hostile) -> None:
+    assert _fetcher(hostile).get(f"http://{hostile}/reset").error == "connection_error"
