@@ -42,6 +42,7 @@ class CrawlConfig(BeamRunner):
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
     paths_file: str | None = None
     num_parts: int = 4
+    split_mb: float = 64.0  # per-record gzip archives larger than this are read as parallel byte ranges
 
     def validate(self) -> None:
         """Reject impossible settings."""

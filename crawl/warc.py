@@ -8,6 +8,8 @@ is still read.
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,14 +65,97 @@ def wat_page(payload: bytes) -> PageOutcome | None:
     return PageOutcome(None, cands, drops, len(imgs))
 
 
-def read_archive(stream: IO[bytes] | str, parser: str = "scan") -> Iterator[PageOutcome]:
-    """Outcomes of every page in a WARC or WAT file, in file order."""
+GZIP_MEMBER = b"\x1f\x8b\x08"
+
+
+def archive_size(path: str) -> int | None:
+    """Bytes of a file on any Beam filesystem; None for http(s) archives."""
+    if path.startswith(("http://", "https://")):
+        return None
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def is_per_record_gzip(head: bytes) -> bool:
+    """Whether a file starting with ``head`` gzips each record on its own (as Common Crawl does).
+
+    Then every record starts a gzip member, so any byte offset can be advanced to the next record.
+    """
+    if not head.startswith(GZIP_MEMBER):
+        return False
+    d = zlib.decompressobj(31)
+    try:
+        first = d.decompress(head)
+    except zlib.error:
+        return False
+    if not (d.eof and d.unused_data.startswith(GZIP_MEMBER) and first.startswith(b"WARC/")):
+        return False  # one member for the whole file, or not a WARC
+    header, sep, _ = first.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", header)
+    # The first member must hold exactly one record: header, block, and the closing CRLF CRLF.
+    return bool(sep and length) and len(first) - len(header) - 4 - int(length.group(1)) in range(0, 5)
+
+
+def archive_ranges(path: str, split_bytes: int) -> list[tuple[str, int, int | None]]:
+    """Byte ranges ``(path, start, end)`` to read in parallel; one whole-file range when it cannot split.
+
+    Per-record gzip files of more than ``split_bytes`` split; whole-file gzip, plain WARC and http(s)
+    archives are read whole. ``end`` None means to the end of the file.
+    """
+    size = archive_size(path)
+    if split_bytes <= 0 or size is None or size <= split_bytes:
+        return [(path, 0, None)]
+    with open_archive(path) as f:
+        if not is_per_record_gzip(f.read(1 << 20)):
+            return [(path, 0, None)]
+    starts = list(range(0, size, split_bytes))
+    return [(path, s, s + split_bytes if s + split_bytes < size else None) for s in starts]
+
+
+def _is_member_start(stream: IO[bytes], offset: int) -> bool:
+    stream.seek(offset)
+    try:
+        return zlib.decompressobj(31).decompress(stream.read(1 << 16), 8).startswith(b"WARC/")
+    except zlib.error:
+        return False
+
+
+def first_record_at_or_after(stream: IO[bytes], start: int, end: int | None) -> int | None:
+    """Offset of the first gzip member holding a WARC record in ``[start, end)``, stream left there; None if none."""
+    pos, carry = start, b""
+    while end is None or pos < end:
+        stream.seek(pos)
+        block = stream.read(1 << 16)
+        if not block:
+            return None
+        buf, base = carry + block, pos - len(carry)
+        i = buf.find(GZIP_MEMBER)
+        while i >= 0:
+            offset = base + i
+            if end is not None and offset >= end:
+                return None
+            if offset >= start and _is_member_start(stream, offset):
+                stream.seek(offset)
+                return offset
+            i = buf.find(GZIP_MEMBER, i + 1)
+        carry, pos = buf[-2:], pos + len(block)
+    return None
+
+
+def read_archive(stream: IO[bytes] | str, parser: str = "scan", end: int | None = None) -> Iterator[PageOutcome]:
+    """Outcomes of every page in a WARC or WAT file, in file order, from the stream's position.
+
+    With ``end``, only records starting before that byte offset (the range a split owns).
+    """
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     records = ArchiveIterator(stream, record_types=WarcRecordType.response | WarcRecordType.metadata,
                               parse_http=False, quirks_mode=True)
     try:
         for record in records:
+            if end is not None and record.stream_pos >= end:
+                break
             kind = record.headers.get("WARC-Type")
             if kind == "response":
                 yield _response(record, parser)
@@ -135,8 +220,6 @@ def split_http(block: bytes) -> tuple[bytes | None, bytes]:
 
 def _decompress(body: bytes, encoding: str) -> bytes | None:
     """Undo a Content-Encoding left in the record; bodies already decoded pass through."""
-    import zlib
-
     try:
         if "gzip" in encoding and body[:2] == b"\x1f\x8b":
             return zlib.decompress(body, 16 + zlib.MAX_WBITS)

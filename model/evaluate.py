@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from webclip import storage
 from webclip.hashing import unit_draw
 from webclip.model.config import EvalConfig
 from webclip.model.data import iter_tar, preprocess, read_manifest
 from webclip.model.tokenizer import encode_batch
 from webclip.model.train import load_model, pick_device
 from webclip.model.zeroshot import accuracy_report, classifier_weights
-from webclip.runfolder import StageDir, atomic_write_json
+from webclip.runfolder import StageDir, atomic_write_json, shards_final
 from webclip.stats import Tally
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp"}
@@ -176,9 +177,9 @@ def run_eval(cfg: EvalConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     zs["chance_top1"] = 1 / len(classnames)
     zs["head_classes"], zs["tail_classes"] = classnames[:k], classnames[-k:]
     val_tars = []
-    shards_final = run / "shards" / "final"
-    if (shards_final / "manifest.json").exists():
-        val_tars = read_manifest(shards_final, "val")
+    final = shards_final(run)
+    if storage.exists(storage.join(final, "manifest.json")):
+        val_tars = read_manifest(final, "val")
     results = {"zero_shot": zs, "retrieval": retrieval(model, tok, val_tars, cfg.batch_size),
                "linear_probe": linear_probe(feats, y, keys, cfg.probe_val_fraction, len(classnames)),
                "checkpoint": str(ckpt)}

@@ -19,7 +19,7 @@ from webclip.model.config import ModelConfig, TrainConfig, load_preset
 from webclip.model.data import Position, ShardLoader, iter_tar, read_manifest
 from webclip.model.loss import clip_loss
 from webclip.model.tokenizer import encode_batch, train_tokenizer
-from webclip.runfolder import StageDir, atomic_write_json, stage
+from webclip.runfolder import StageDir, atomic_write_json, shards_final, stage
 from webclip.stats import Tally, check_identity
 
 
@@ -133,7 +133,7 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     device = pick_device(cfg.device)
     out = out_stage.path
     ckpt_path = out / "checkpoints" / "last.pt"
-    tars = read_manifest(shards.path / "final", "train")
+    tars = read_manifest(shards_final(run), "train")
     mcfg = load_preset(cfg.model)
 
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None

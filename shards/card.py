@@ -9,6 +9,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from webclip import storage
+from webclip.parquet import iter_rows
+
 
 def _plots(card_dir: Path, rows: list[dict[str, Any]], counts: list[dict[str, Any]]) -> list[str]:
     import matplotlib
@@ -40,10 +43,10 @@ def _plots(card_dir: Path, rows: list[dict[str, Any]], counts: list[dict[str, An
     return out
 
 
-def write_card(run: Path, shards_stats: dict[str, Any], manifest: dict[str, Any]) -> Path:
-    """Write the card and its plots beside the shards; returns the card's path."""
+def write_card(run: Path, shards_stats: dict[str, Any], manifest: dict[str, Any], final: str) -> Path:
+    """Write the card and its plots into ``<run>/shards`` (the final shards may be remote); returns its path."""
     shards_dir = run / "shards"
-    rows = pq.read_table(shards_dir / "final" / "samples.parquet").to_pylist()
+    rows = list(iter_rows([storage.join(final, "samples.parquet")]))
     qc_path = run / "curated" / "query_counts.parquet"
     counts = pq.read_table(qc_path).to_pylist() if qc_path.exists() else []
     card_dir = shards_dir / "card"

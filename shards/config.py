@@ -39,6 +39,8 @@ class ShardsConfig(BeamRunner):
     dedupe_on_beam_from: int = 200_000  # images; fewer are deduplicated in-process (same functions)
     decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
     progress: bool = True
+    curated_path: str | None = None  # read curated parts here instead of <run>/curated (e.g. gs://...)
+    output_path: str | None = None  # write jobs/ and final/ here instead of <run>/shards (stats stay in the run)
 
     def validate(self) -> None:
         """Reject impossible settings."""

@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from webclip import storage
 from webclip.dedupe.urls import registered_domain
 from webclip.hashing import bucket_of
 from webclip.parquet import iter_rows, write_rows
@@ -37,14 +38,12 @@ def assign_jobs(rows: list[dict[str, Any]], samples_per_job: int) -> dict[str, l
     return dict(sorted(jobs.items()))
 
 
-def write_job_inputs(curated_parts: list[Path], jobs_dir: Path, samples_per_job: int) -> list[str]:
-    """Write ``_inputs/{job}.parquet`` (sorted by uid) for every job; returns the job ids."""
+def write_job_inputs(curated_parts: list[Path] | list[str], jobs_dir: str, samples_per_job: int) -> list[str]:
+    """Write ``_inputs/{job}.parquet`` (sorted by uid) for every job, local or remote; returns the job ids."""
     rows = list(iter_rows(curated_parts))
     jobs = assign_jobs(rows, samples_per_job)
-    inputs = jobs_dir / "_inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
     for jid, members in jobs.items():
-        path = inputs / f"{jid}.parquet"
-        if not path.exists():
+        path = storage.join(jobs_dir, "_inputs", f"{jid}.parquet")
+        if not storage.exists(path):
             write_rows(path, members, CURATED_SCHEMA)
     return list(jobs)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from tqdm import tqdm
 
+from webclip import storage
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
 from webclip.records import FINAL_SAMPLE_SCHEMA, SAMPLE_SCHEMA, table_from_rows
-from webclip.runfolder import StageDir, atomic_write_bytes, atomic_write_json, stage
+from webclip.runfolder import StageDir, stage
 from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import check_image, download_one, make_resizer
@@ -34,9 +38,10 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 class DownloadJobFn(beam.DoFn):
     """Runs whole download jobs with one long-lived fetcher, robots cache and resizer per worker."""
 
-    def __init__(self, cfg: ShardsConfig, jobs_dir: str):
+    def __init__(self, cfg: ShardsConfig, jobs_dir: str, progress_dir: str | None):
         self.cfg = cfg
         self.jobs_dir = jobs_dir
+        self.progress_dir = progress_dir
 
     def setup(self) -> None:
         from webclip.fetch import Fetcher
@@ -47,44 +52,47 @@ class DownloadJobFn(beam.DoFn):
         self.resizer = make_resizer(self.cfg)
 
     def process(self, job: str):
-        yield run_job(job, Path(self.jobs_dir), self.cfg, self.fetcher, self.robots, self.resizer)
+        progress = Path(self.progress_dir) if self.progress_dir else None
+        yield run_job(job, self.jobs_dir, self.cfg, self.fetcher, self.robots, self.resizer, progress)
 
 
-def run_job(job: str, jobs_dir: Path, cfg: ShardsConfig, fetcher: Any, robots: Any, resizer: Any) -> str:
-    """Download one job into ``{job}.tar`` + ``{job}.parquet``; ``{job}_stats.json`` marks it done."""
-    done = jobs_dir / f"{job}_stats.json"
-    if done.exists():
+def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: Any, resizer: Any,
+            progress_dir: Path | None = None) -> str:
+    """Download one job into ``{job}.tar`` + ``{job}.parquet``; ``{job}_stats.json`` marks it done.
+
+    ``jobs_dir`` may be local or remote; progress (URLs finished) goes to a local file when asked.
+    """
+    done = storage.join(jobs_dir, f"{job}_stats.json")
+    if storage.exists(done):
         return job
-    rows = list(iter_rows([jobs_dir / "_inputs" / f"{job}.parquet"]))
+    rows = list(iter_rows([storage.join(jobs_dir, "_inputs", f"{job}.parquet")]))
     started = time.monotonic()
-    progress = jobs_dir / "_progress" / job
-    progress.parent.mkdir(exist_ok=True)
+    progress = progress_dir / job if progress_dir else None
+    if progress:
+        progress.parent.mkdir(parents=True, exist_ok=True)
     results = []
     with ThreadPoolExecutor(cfg.threads, thread_name_prefix=f"job{job}") as pool:
         for r in pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows):
             results.append(r)
-            if len(results) % 50 == 0:
+            if progress and (len(results) % 50 == 0 or len(results) == len(rows)):
                 progress.write_text(str(len(results)))
     samples = sorted((r.sample for r in results if r.sample), key=lambda s: s["key"])
-    atomic_write_bytes(jobs_dir / f"{job}.tar", tar_bytes(samples))
-    write_rows(jobs_dir / f"{job}.parquet", [s["json"] for s in samples], SAMPLE_SCHEMA)
+    storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(samples))
+    write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in samples], SAMPLE_SCHEMA)
     dropped = Counter(r.reason for r in results if r.reason)
     stats = {"job": job, "in": len(rows), "kept": len(samples), "dropped": dict(sorted(dropped.items())),
              "seconds": round(time.monotonic() - started, 3)}
     check_identity(stats)
-    atomic_write_json(done, stats)
+    storage.write_json(done, stats)
     return job
 
 
-def _downloaded(jobs_dir: Path, jobs: list[str]) -> int:
-    """URLs finished so far across running jobs (read from their progress files)."""
+def _downloaded(progress_dir: Path, jobs: list[str]) -> int:
+    """URLs finished so far across running jobs (read from their local progress files)."""
     total = 0
     for j in jobs:
-        done = jobs_dir / f"{j}_stats.json"
-        if done.exists():
-            total += json.loads(done.read_text())["in"]
-        elif (jobs_dir / "_progress" / j).exists():
-            total += int((jobs_dir / "_progress" / j).read_text() or 0)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            total += int((progress_dir / j).read_text() or 0)
     return total
 
 
@@ -105,15 +113,14 @@ def eval_index(folders: list[Path], threshold: int) -> HashIndex:
     return index
 
 
-def merged_samples(jobs_dir: Path, jobs: list[str]) -> Iterator[dict[str, Any]]:
-    """Every downloaded sample in uid order (a k-way merge of the sorted job tars)."""
-    streams = [read_tar(jobs_dir / f"{j}.tar") for j in jobs]
+def merged_samples(jobs_dir: str, jobs: list[str]) -> Iterator[dict[str, Any]]:
+    """Every downloaded sample in uid order (a k-way merge of the sorted job tars, streamed)."""
+    streams = [read_tar(storage.join(jobs_dir, f"{j}.tar")) for j in jobs]
     yield from heapq.merge(*streams, key=lambda s: s["key"])
 
 
-def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: Path, cfg: ShardsConfig) -> dict[str, Any]:
-    """Reshard kept samples into uniform train tars plus a val split; returns the manifest."""
-    final.mkdir(parents=True, exist_ok=True)
+def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: str, cfg: ShardsConfig) -> dict[str, Any]:
+    """Reshard kept samples into uniform train tars plus a val split (local or remote); returns the manifest."""
     buffers: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
     written: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
     rows: list[dict[str, Any]] = []
@@ -124,7 +131,7 @@ def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: 
             return
         name = f"{'' if split == 'train' else 'val-'}{len(written[split]):05d}.tar"
         data = tar_bytes(buf)
-        atomic_write_bytes(final / name, data)
+        storage.write_bytes(storage.join(final, name), data)
         written[split].append({"name": name, "samples": len(buf), "sha256": sha256_hex(data), "bytes": len(data)})
         buffers[split] = []
 
@@ -140,21 +147,42 @@ def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: 
     flush("train")
     flush("val")
     schema = FINAL_SAMPLE_SCHEMA
-    atomic_write_bytes(final / "samples.parquet", table_bytes(table_from_rows(rows, schema)))
+    storage.write_bytes(storage.join(final, "samples.parquet"), table_bytes(table_from_rows(rows, schema)))
     manifest = {"train": written["train"], "val": written["val"],
                 "totals": {"train": sum(s["samples"] for s in written["train"]),
                            "val": sum(s["samples"] for s in written["val"])}}
-    atomic_write_json(final / "manifest.json", manifest)
-    atomic_write_json(final / "sizes.json", {s["name"]: s["samples"] for s in written["train"] + written["val"]})
+    storage.write_json(storage.join(final, "manifest.json"), manifest)
+    storage.write_json(storage.join(final, "sizes.json"), {s["name"]: s["samples"] for s in written["train"] + written["val"]})
     return manifest
+
+
+def _absolute(path: str) -> str:
+    """A path workers in other folders can use."""
+    return path if storage.is_remote(path) else str(Path(path).resolve())
+
+
+def claim_remote_output(base: str, config: dict[str, Any]) -> None:
+    """Record the config beside remote output; output left by another config cannot be resumed: remove it."""
+    record = storage.join(base, "config.json")
+    if storage.exists(record) and storage.read_json(record) != json.loads(json.dumps(config)):
+        print(f"shards: {base} holds output of another config; removing it")
+        storage.remove_tree(base)
+    storage.write_json(record, config)
 
 
 def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     """Download every curated pair, then dedupe, decontaminate and write ``shards/final/``."""
     curated = stage(run, "curated")
-    if not curated.done:
+    if cfg.curated_path is None and not curated.done:
         raise FileNotFoundError(f"no finished curation in {curated.path}: run `webclip curate` first")
-    jobs_dir = out_stage.path / "jobs"
+    curated_parts = parts(cfg.curated_path or curated.path)
+    if not curated_parts:
+        raise FileNotFoundError(f"no curated parts in {cfg.curated_path or curated.path}")
+    base = cfg.output_path or str(out_stage.path)
+    if storage.is_remote(base):
+        claim_remote_output(base, asdict(cfg))
+    jobs_dir, final = storage.join(base, "jobs"), storage.join(base, "final")
+    progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
     clock = time.monotonic()
     seconds: dict[str, float] = {}
 
@@ -163,23 +191,25 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         seconds[name] = round(time.monotonic() - clock, 2)
         clock = time.monotonic()
 
-    jobs = write_job_inputs(parts(curated.path), jobs_dir, cfg.samples_per_job)
+    jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
     lap("split_jobs")
-    todo = [j for j in jobs if not (jobs_dir / f"{j}_stats.json").exists()]
+    todo = [j for j in jobs if not storage.exists(storage.join(jobs_dir, f"{j}_stats.json"))]
     print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
     if todo:
-        n_todo = sum(count_rows([jobs_dir / "_inputs" / f"{j}.parquet"]) for j in todo)
-        with watch("download", n_todo, lambda: _downloaded(jobs_dir, todo), cfg.progress, unit="url"), \
-                beam.Pipeline(options=cfg.beam_options()) as p:
+        n_todo = count_rows([storage.join(jobs_dir, "_inputs", f"{j}.parquet") for j in todo])
+        if progress_dir is not None:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+        with watch("download", n_todo, lambda: _downloaded(progress_dir, todo) if progress_dir else 0,
+                   cfg.progress, unit="url"), beam.Pipeline(options=cfg.beam_options()) as p:
             (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
-             | "Download" >> beam.ParDo(DownloadJobFn(cfg, str(jobs_dir.resolve()))))
+             | "Download" >> beam.ParDo(DownloadJobFn(cfg, _absolute(jobs_dir), progress_dir and str(progress_dir.resolve()))))
     lap("download")
-    job_stats = [json.loads((jobs_dir / f"{j}_stats.json").read_text()) for j in jobs]
-    tally = Tally("curated pairs", n_in=count_rows(parts(curated.path)))
+    job_stats = [storage.read_json(storage.join(jobs_dir, f"{j}_stats.json")) for j in jobs]
+    tally = Tally("curated pairs", n_in=count_rows(curated_parts))
     for js in job_stats:
         for reason, n in js["dropped"].items():
             tally.drop(reason, n)
-    meta = list(iter_rows([jobs_dir / f"{j}.parquet" for j in jobs], columns=["uid", "sha256", "phash"]))
+    meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
     if len(items) >= cfg.dedupe_on_beam_from:
         groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
@@ -199,15 +229,17 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     lap("decontaminate")
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
-    manifest = write_final(samples, drop, out_stage.path / "final", cfg)
+    manifest = write_final(samples, drop, final, cfg)
     lap("reshard")
-    tally.kept = count_rows([out_stage.path / "final" / "samples.parquet"])
+    tally.kept = count_rows([storage.join(final, "samples.parquet")])
     stats = tally.as_dict()
     stats["downloaded"] = len(meta)
     stats["eval_images_indexed"] = len(index)
     stats["shards"] = manifest["totals"]
     stats["phase_seconds"] = seconds
+    if storage.is_remote(base):
+        stats["final_path"] = final  # where train and eval find the shards (see runfolder.shards_final)
     check_identity(stats)
-    write_card(run, stats, manifest)
+    write_card(run, stats, manifest, final)
     out_stage.finish(stats)
     return stats

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pyarrow.parquet as pq
-
+from webclip import storage
 from webclip.dedupe.urls import normalise_url, registered_domain
 from webclip.hashing import sha256_hex
-from webclip.parquet import table_bytes
+from webclip.parquet import iter_rows, table_bytes
 from webclip.records import FINAL_SAMPLE_SCHEMA, table_from_rows
-from webclip.runfolder import atomic_write_bytes, atomic_write_json
+from webclip.runfolder import atomic_write_json
 from webclip.shards.tarwrite import read_tar, tar_bytes
 from webclip.stats import check_identity
 
@@ -56,25 +55,26 @@ def takedown_reason(sample: dict[str, Any], rules: Rules) -> str | None:
     return None
 
 
-def apply_takedown(shards_dir: Path, lines: list[str]) -> dict[str, Any]:
-    """Remove matching samples from ``shards/final``; returns the record also appended to ``takedowns.jsonl``."""
-    final = shards_dir / "final"
+def apply_takedown(shards_dir: Path, lines: list[str], final: str | None = None) -> dict[str, Any]:
+    """Remove matching samples from the final shards (``shards/final`` unless given, local or remote);
+    returns the record also appended to ``takedowns.jsonl``."""
+    final = final or str(shards_dir / "final")
     rules = Rules.parse(lines)
-    rows = pq.read_table(final / "samples.parquet").to_pylist()
+    rows = list(iter_rows([storage.join(final, "samples.parquet")]))
     removed = {r["uid"]: (reason, r["shard"]) for r in rows if (reason := takedown_reason(r, rules))}
-    manifest = json.loads((final / "manifest.json").read_text())
+    manifest = storage.read_json(storage.join(final, "manifest.json"))
     for shard in sorted({s for _, s in removed.values()}):
-        kept = [s for s in read_tar(final / shard) if s["key"] not in removed]
+        kept = [s for s in read_tar(storage.join(final, shard)) if s["key"] not in removed]
         data = tar_bytes({"key": s["key"], "jpg": s["jpg"], "txt": s["txt"], "json": s["json"]} for s in kept)
-        atomic_write_bytes(final / shard, data)
+        storage.write_bytes(storage.join(final, shard), data)
         for entry in manifest["train"] + manifest["val"]:
             if entry["name"] == shard:
                 entry.update(samples=len(kept), sha256=sha256_hex(data), bytes=len(data))
     manifest["totals"] = {split: sum(e["samples"] for e in manifest[split]) for split in ("train", "val")}
-    atomic_write_bytes(final / "samples.parquet",
-                       table_bytes(table_from_rows([r for r in rows if r["uid"] not in removed], FINAL_SAMPLE_SCHEMA)))
-    atomic_write_json(final / "manifest.json", manifest)
-    atomic_write_json(final / "sizes.json", {e["name"]: e["samples"] for e in manifest["train"] + manifest["val"]})
+    storage.write_bytes(storage.join(final, "samples.parquet"),
+                        table_bytes(table_from_rows([r for r in rows if r["uid"] not in removed], FINAL_SAMPLE_SCHEMA)))
+    storage.write_json(storage.join(final, "manifest.json"), manifest)
+    storage.write_json(storage.join(final, "sizes.json"), {e["name"]: e["samples"] for e in manifest["train"] + manifest["val"]})
     reasons = Counter(reason for reason, _ in removed.values())
     stats_path = shards_dir / "stats.json"
     stats = json.loads(stats_path.read_text())

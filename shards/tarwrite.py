@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from webclip.runfolder import atomic_write_bytes
+from webclip import storage
 
 
 def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -36,13 +36,13 @@ def tar_bytes(samples: Iterable[dict[str, Any]]) -> bytes:
 
 def write_tar(path: str | Path, samples: Iterable[dict[str, Any]]) -> None:
     """Write a tar atomically: a killed writer never leaves a partial tar visible."""
-    atomic_write_bytes(path, tar_bytes(samples))
+    storage.write_bytes(path, tar_bytes(samples))
 
 
 def read_tar(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Samples of a tar written by ``write_tar``, in order."""
+    """Samples of a tar written by ``write_tar``, in order, streamed (local or remote)."""
     current: dict[str, Any] = {}
-    with tarfile.open(path) as tar:
+    with storage.open_read(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
         for m in tar:
             f = tar.extractfile(m)
             if f is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from webclip.config import ConfigError, add_flags, build, flag_overrides, load_file, to_dict
 from webclip.runfolder import STAGES as STAGE_FOLDERS
-from webclip.runfolder import StageConflict, StageDir
+from webclip.runfolder import StageConflict, StageDir, shards_final
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def cmd_takedown(argv: list[str]) -> int:
         return fail(f"takedown list not found: {args.urls}")
     from webclip.shards.takedown import apply_takedown
 
-    record = apply_takedown(shards.path, Path(args.urls).read_text().splitlines())
+    record = apply_takedown(shards.path, Path(args.urls).read_text().splitlines(), shards_final(Path(args.run)))
     print(f"takedown: removed {record['removed']} samples ({record['reasons']}), rewrote "
           f"{len(record['shards_rewritten'])} shards; recorded in {shards.path / 'takedowns.jsonl'}")
     return 0

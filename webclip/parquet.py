@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from webclip import storage
 from webclip.records import table_from_rows
-from webclip.runfolder import atomic_write_bytes
 
 ROW_GROUP_SIZE = 50_000
 
@@ -34,7 +34,7 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]], schema: pa.Schema,
                sort_by: tuple[str, ...] = ("uid",), row_group_size: int = ROW_GROUP_SIZE) -> int:
     """Sort ``rows`` by ``sort_by`` and write them atomically; returns the row count."""
     rows = sorted(rows, key=lambda r: row_sort_key(r, sort_by))
-    atomic_write_bytes(path, table_bytes(table_from_rows(rows, schema), row_group_size))
+    storage.write_bytes(path, table_bytes(table_from_rows(rows, schema), row_group_size))
     return len(rows)
 
 
@@ -43,18 +43,25 @@ def part_name(i: int) -> str:
     return f"part-{i:05d}.parquet"
 
 
-def parts(folder: str | Path) -> list[Path]:
-    """The Parquet parts of a folder, in order."""
+def parts(folder: str | Path) -> list[Path] | list[str]:
+    """The Parquet parts of a folder (or object-store prefix), in order."""
+    if storage.is_remote(folder):
+        return storage.glob(folder, "part-*.parquet")
     return sorted(Path(folder).glob("part-*.parquet"))
 
 
-def count_rows(paths: list[Path]) -> int:
+def count_rows(paths: list[Path] | list[str]) -> int:
     """Rows in Parquet files, read from their footers."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-
-
-def iter_rows(paths: list[Path], columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Stream rows of Parquet files one batch at a time."""
+    total = 0
     for p in paths:
-        for batch in pq.ParquetFile(p).iter_batches(batch_size=10_000, columns=columns):
-            yield from batch.to_pylist()
+        with storage.open_read(p) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
+def iter_rows(paths: list[Path] | list[str], columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream rows of Parquet files (local or remote) one batch at a time."""
+    for p in paths:
+        with storage.open_read(p) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=10_000, columns=columns):
+                yield from batch.to_pylist()

@@ -122,3 +122,10 @@ def stage(run: str | Path, name: str) -> StageDir:
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}")
     return StageDir(Path(run), name)
+
+
+def shards_final(run: str | Path) -> str:
+    """Where a run's final shards are: ``<run>/shards/final``, or the remote ``output_path`` the stage recorded."""
+    shards = stage(run, "shards")
+    recorded = (shards.stats() or {}).get("final_path")
+    return recorded or str(shards.path / "final")

@@ -90,6 +90,15 @@ def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
     assert stats["pages"]["dropped"] == {"warc/truncated_record": 1} and stats["files"] == 2
     rows = [u for p in sorted((run / "candidates").glob("part-*.parquet")) for u in pq.read_table(p)["uid"].to_pylist()]
     assert rows == sorted(rows) and len(rows) == stats["kept"]
+    # Read as 2 KB byte ranges in parallel: the same parts, byte for byte, and the same accounting.
+    split = tmp_path / "cc-split"
+    args[2] = str(split)
+    r = subprocess.run([sys.executable, "-m", "webclip.cli", *args, "--split-mb", "0.002"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((split / "candidates" / "stats.json").read_text()) == stats
+    for part in sorted((run / "candidates").glob("part-*.parquet")):
+        assert (split / "candidates" / part.name).read_bytes() == part.read_bytes()
 
 
 def test_sitemap_reveals_a_page_no_link_reaches(served_web, tmp_path) -> None:

@@ -12,7 +12,6 @@ import pytest
 
 from webclip.fetch import FetchConfig, Fetcher
 
-
 BOMB = gzip.compress(b"\0" * 50_000_000, compresslevel=9)
 
 

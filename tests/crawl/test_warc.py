@@ -43,3 +43,40 @@ def test_wat_image_links_with_alt() -> None:
 def test_http_quirks() -> None:
     assert split_http(b"HTTP/1.1 200 OK\nA: b\n\nbody") == (b"HTTP/1.1 200 OK\nA: b", b"body")
     assert _dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
+
+
+def _outcomes(path: str, start: int = 0, end: int | None = None) -> list[tuple]:
+    from webclip.crawl.warc import first_record_at_or_after, open_archive
+
+    with open_archive(path) as stream:
+        if start and first_record_at_or_after(stream, start, end) is None:
+            return []
+        return [(o.page_drop, [c.uid for c in o.candidates], sorted(o.img_drops.items()), o.imgs)
+                for o in read_archive(stream, end=end)]
+
+
+def test_split_reading_gives_every_record_once() -> None:
+    from webclip.crawl.warc import archive_ranges
+
+    folder = shared_data("warc")
+    for path in sorted(folder.glob("*.gz")):
+        whole = _outcomes(str(path))
+        for split_bytes in (1000, 4096, 50_000):
+            ranges = archive_ranges(str(path), split_bytes)
+            if path.stat().st_size > split_bytes:
+                assert len(ranges) > 1, path.name  # every .gz here gzips each record on its own
+            split = [o for _, start, end in ranges for o in _outcomes(str(path), start, end)]
+            assert split == whole, (path.name, split_bytes)
+
+
+def test_whole_file_gzip_and_plain_warc_are_not_split(tmp_path) -> None:
+    import gzip
+
+    from webclip.crawl.warc import archive_ranges
+
+    plain = shared_data("warc") / "eugeneware-CC-MAIN-20140820021334-00006.warc"
+    assert archive_ranges(str(plain), 1000) == [(str(plain), 0, None)]
+    whole = tmp_path / "whole.warc.gz"
+    whole.write_bytes(gzip.compress(plain.read_bytes()))
+    assert archive_ranges(str(whole), 1000) == [(str(whole), 0, None)]
+    assert _outcomes(str(whole)) == _outcomes(str(plain))
