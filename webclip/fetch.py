@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import certifi
 import urllib3
 from urllib3.exceptions import (
     DecodeError,
@@ -126,6 +127,7 @@ class Fetcher:
         # (gzip/deflate) so the byte cap bounds what we hold, compression bombs included.
         self.pool = urllib3.PoolManager(
             num_pools=256, maxsize=max(4, cfg.per_host_concurrency), block=False, retries=False,
+            ca_certs=certifi.where(),  # the CA bundle requests uses, not whatever the system has
             headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"})
         self.timeouts = urllib3.Timeout(connect=min(cfg.connect_timeout, cfg.timeout), read=cfg.timeout)
 
