@@ -78,9 +78,16 @@ class Hostile(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Clients hanging up mid-response is what these tests provoke: no tracebacks for it."""
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        pass
+
+
 @pytest.fixture(scope="module")
 def hostile():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    server = QuietServer(("127.0.0.1", 0), Hostile)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"127.0.0.1:{server.server_address[1]}"
