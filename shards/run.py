@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -75,7 +76,7 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
         for r in pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows):
             results.append(r)
             if progress and (len(results) % 50 == 0 or len(results) == len(rows)):
-                progress.write_text(str(len(results)))
+                _note_progress(progress, len(results))
     samples = sorted((r.sample for r in results if r.sample), key=lambda s: s["key"])
     storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(samples))
     write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in samples], SAMPLE_SCHEMA)
@@ -85,6 +86,13 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     check_identity(stats)
     storage.write_json(done, stats)
     return job
+
+
+def _note_progress(path: Path, n: int) -> None:
+    """Replace the progress file whole, so a reader never sees it empty."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(str(n))
+    os.replace(tmp, path)
 
 
 def _downloaded(progress_dir: Path, jobs: list[str]) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from webclip.config import ConfigError, add_flags, build, flag_overrides, load_file, to_dict
 from webclip.runfolder import STAGES as STAGE_FOLDERS
-from webclip.runfolder import StageConflict, StageDir, shards_final
+from webclip.runfolder import StageConflict, StageDir, input_fingerprints, shards_final
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class StageSpec:
     runner: str  # "module:function" taking (cfg, stage, run) and returning stats
     serves_sample_web: bool = False
     help: str = ""
+    inputs: tuple[str, ...] = ()  # upstream stage folders whose redo invalidates this stage
 
 
 STAGES: dict[str, StageSpec] = {
@@ -34,13 +35,14 @@ STAGES: dict[str, StageSpec] = {
     "crawl": StageSpec("candidates", "webclip.crawl.config:CrawlConfig", "webclip.crawl.run:run_crawl", True,
                        "crawl seed sites politely into candidate Parquet"),
     "curate": StageSpec("curated", "webclip.pipelines.config:CurateConfig", "webclip.pipelines.curate:run_curate", False,
-                        "filter, detect language, dedupe, match and balance candidates (Beam)"),
+                        "filter, detect language, dedupe, match and balance candidates (Beam)",
+                        ("candidates", "queries")),
     "shards": StageSpec("shards", "webclip.shards.config:ShardsConfig", "webclip.shards.run:run_shards", True,
-                        "download curated images into WebDataset shards"),
+                        "download curated images into WebDataset shards", ("curated",)),
     "train": StageSpec("train", "webclip.model.config:TrainConfig", "webclip.model.train:run_train", False,
-                       "train a compact CLIP on the run's shards"),
+                       "train a compact CLIP on the run's shards", ("shards",)),
     "eval": StageSpec("eval", "webclip.model.config:EvalConfig", "webclip.model.evaluate:run_eval", False,
-                      "zero-shot, retrieval and linear-probe evaluation of a checkpoint"),
+                      "zero-shot, retrieval and linear-probe evaluation of a checkpoint", ("train", "shards")),
 }
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
          "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
@@ -76,7 +78,7 @@ def run_stage(name: str, run: Path, config_file: dict[str, Any], cfg: Any, force
 
     spec = STAGES[name]
     stage = StageDir(run, spec.folder)
-    if not stage.prepare(to_dict(cfg), force=force):
+    if not stage.prepare(to_dict(cfg), force=force, inputs=input_fingerprints(run, spec.inputs)):
         print(f"{name}: already done with this config ({stage.path}); --force redoes it")
         return None
     section = build(SampleWebSection, config_file.get("sample_web", {}))
@@ -160,12 +162,18 @@ def cmd_status(argv: list[str]) -> int:
     run = Path(args.run)
     if not run.is_dir():
         return fail(f"run folder not found: {run}")
+    specs = {spec.folder: spec for spec in STAGES.values()}
     for folder in STAGE_FOLDERS:
         stage = StageDir(run, folder)
         stats = stage.stats() if stage.done else None
         if stats:
             dropped = sum(stats.get("dropped", {}).values())
-            print(f"{folder:<11} done     in={stats.get('in')} kept={stats.get('kept')} dropped={dropped} ({stats.get('unit', '')})")
+            saved = stage.saved_inputs() or {}
+            now = input_fingerprints(run, specs[folder].inputs)
+            stale = sorted(k for k in now if k in saved and saved[k] != now[k])
+            note = f"  STALE: {', '.join(stale)} redone since; --force redoes this" if stale else ""
+            print(f"{folder:<11} done     in={stats.get('in')} kept={stats.get('kept')} dropped={dropped} "
+                  f"({stats.get('unit', '')}){note}")
         elif stage.path.exists():
             print(f"{folder:<11} started  (not finished)")
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from webclip.cli import STAGES, run_stage, stage_config
-from webclip.runfolder import atomic_write_json
+from webclip.runfolder import StageConflict, atomic_write_json
 from webclip.stats import check_identity, top_reasons
 
 DEMO_STAGES = ("crawl", "curate", "shards", "train", "eval")  # the demo's query list is the sample web's
@@ -107,9 +107,16 @@ def run_demo(run: Path, config_file: dict[str, Any], force: bool = False) -> dic
     started = time.monotonic()
     ensure_sample_web(run, build(SampleWebSection, config_file.get("sample_web", {})).generator_config())
     seconds["sample_web"] = round(time.monotonic() - started, 1)
+    redo = force
     for name in DEMO_STAGES:
         started = time.monotonic()
-        run_stage(name, run, config_file, stage_config(name, config_file), force=force)
+        cfg = stage_config(name, config_file)
+        try:
+            ran = run_stage(name, run, config_file, cfg, force=redo)
+        except StageConflict:  # the demo owns its run folder: an older webclip or a changed preset made this
+            print(f"{name}: made with another config; the demo redoes it and every stage after it")
+            ran = run_stage(name, run, config_file, cfg, force=True)
+        redo = redo or ran is not None  # a stage that ran gives later stages new inputs
         seconds[name] = round(time.monotonic() - started, 1)
     summary = summarise(run, seconds)
     summary["report"] = plot_report(run, run / "report")

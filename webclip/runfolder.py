@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -81,31 +82,43 @@ class StageDir:
         p = self.path / "stats.json"
         return json.loads(p.read_text()) if p.exists() else None
 
-    def prepare(self, config: dict[str, Any], force: bool = False) -> bool:
-        """Return False if the stage is done with this config; clear it when forced; refuse otherwise."""
+    def saved_inputs(self) -> dict[str, str] | None:
+        """Fingerprints of the upstream stages this one was made from (None: not recorded)."""
+        p = self.path / "config.json"
+        return json.loads(p.read_text()).get("inputs") if p.exists() else None
+
+    def prepare(self, config: dict[str, Any], force: bool = False, inputs: dict[str, str] | None = None) -> bool:
+        """Return False if the stage is done with this config and inputs; clear it when forced; refuse otherwise.
+
+        ``inputs`` fingerprints the upstream stages (see ``input_fingerprints``): a finished stage whose
+        upstream was redone since is never silently kept.
+        """
         if self.done:
-            saved = self.saved_config()
-            if saved == config and not force:
+            saved, saved_inputs = self.saved_config(), self.saved_inputs() or {}
+            # An upstream that was done when this stage ran and has been redone since.
+            changed = sorted(k for k, v in (inputs or {}).items() if k in saved_inputs and saved_inputs[k] != v)
+            if saved == config and not changed and not force:
                 return False
             if not force:
-                raise StageConflict(
-                    f"{self.path} was made with a different config; pass --force to redo it"
-                )
+                why = (f"was made from other inputs ({', '.join(changed)} changed since)" if saved == config
+                       else "was made with a different config")
+                raise StageConflict(f"{self.path} {why}; pass --force to redo it")
             self.clear()
         elif force:
             self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
         started = self.saved_config()
-        if started is not None and started != config:
-            # Unfinished work from another config cannot be resumed: start over.
+        if started is not None and (started != config or (self.saved_inputs() or {}) != (inputs or {})):
+            # Unfinished work from another config or other inputs cannot be resumed: start over.
             self.clear()
             self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.path / "config.json", self.config_record(config))
+        atomic_write_json(self.path / "config.json", self.config_record(config, inputs))
         return True
 
-    def config_record(self, config: dict[str, Any]) -> dict[str, Any]:
-        """What ``config.json`` holds: the merged config plus version provenance."""
-        return {"stage": self.name, "config": config, "webclip_version": __version__, "packages": package_versions()}
+    def config_record(self, config: dict[str, Any], inputs: dict[str, str] | None = None) -> dict[str, Any]:
+        """What ``config.json`` holds: the merged config, the upstream fingerprints and version provenance."""
+        return {"stage": self.name, "config": config, "inputs": inputs or {}, "webclip_version": __version__,
+                "packages": package_versions()}
 
     def clear(self) -> None:
         """Remove the stage folder entirely."""
@@ -115,6 +128,16 @@ class StageDir:
         """Write ``stats.json`` then ``_SUCCESS`` (last, so a crash never leaves a false marker)."""
         atomic_write_json(self.path / "stats.json", stats)
         atomic_write_bytes(self.path / SUCCESS, b"")
+
+
+def input_fingerprints(run: str | Path, upstream: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of each finished upstream stage's ``stats.json``: it changes whenever that stage is redone."""
+    out = {}
+    for name in upstream:
+        up = StageDir(Path(run), name)
+        if up.done:
+            out[name] = hashlib.sha256((up.path / "stats.json").read_bytes()).hexdigest()
+    return out
 
 
 def stage(run: str | Path, name: str) -> StageDir:

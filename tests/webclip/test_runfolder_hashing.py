@@ -24,6 +24,22 @@ def test_stage_skip_conflict_force(tmp_path) -> None:
     assert not st.done
 
 
+def test_redone_upstream_invalidates_finished_downstream(tmp_path) -> None:
+    from webclip.runfolder import input_fingerprints
+
+    up, down = StageDir(tmp_path, "curated"), StageDir(tmp_path, "shards")
+    up.prepare({"u": 1})
+    up.finish({"in": 2, "kept": 2, "dropped": {}})
+    assert down.prepare({"d": 1}, inputs=input_fingerprints(tmp_path, ("curated",))) is True
+    down.finish({"in": 2, "kept": 2, "dropped": {}})
+    assert down.prepare({"d": 1}, inputs=input_fingerprints(tmp_path, ("curated",))) is False  # nothing changed
+    up.prepare({"u": 2}, force=True)
+    up.finish({"in": 3, "kept": 1, "dropped": {"filter/x": 2}})
+    with pytest.raises(StageConflict, match="curated changed since"):
+        down.prepare({"d": 1}, inputs=input_fingerprints(tmp_path, ("curated",)))
+    assert down.prepare({"d": 1}, force=True, inputs=input_fingerprints(tmp_path, ("curated",))) is True
+
+
 def test_uid_contract() -> None:
     assert candidate_uid("http://x/a.jpg", "a cat") == sha256_hex("http://x/a.jpg\ta cat")
 
