@@ -29,7 +29,7 @@ def main(run: Path = RUN, batches: int = 40, batch_size: int = 128) -> list[dict
         n = sum(len(next(it).keys) for _ in range(batches))
         row = {"bench": "loader", "workers": workers, "image_size": 32, "samples_s": round(n / (time.perf_counter() - started), 1),
                "demo_trainer_samples_s": summary.get("train_samples_per_s")}
-        print(json.dumps(row))
+        print(json.dumps(row), flush=True)  # before forked loader workers inherit an unflushed buffer
         rows.append(row)
     return rows
 
