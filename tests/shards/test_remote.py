@@ -1,4 +1,4 @@
-"""The shards stage reading and writing an object store: a real S3 API server (moto) on loopback."""
+"""The shards stage reading and writing object stores: S3 and GCS API servers on loopback."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from tests.conftest import free_port
 from tests.shards.test_download import curated_run, serve, shards_config, webclip
 
 
-@pytest.fixture()
-def s3(monkeypatch: pytest.MonkeyPatch):
-    """An S3-compatible server on 127.0.0.1 with bucket ``webclip``; the environment points clients at it."""
+def _s3(monkeypatch: pytest.MonkeyPatch):
     server_mod = pytest.importorskip("moto.server", reason="moto[s3] (a dev dependency) is not installed")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
@@ -22,50 +20,74 @@ def s3(monkeypatch: pytest.MonkeyPatch):
     for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
+    return server.stop
+
+
+def _gs(monkeypatch: pytest.MonkeyPatch):
+    emulator = pytest.importorskip("gcp_storage_emulator.server", reason="gcp-storage-emulator (dev) is not installed")
+    port = free_port()
+    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="webclip")
+    server.start()
+    # gcsfs honours the emulator; its bucket-layout probe (a gRPC API the emulator lacks) is turned off.
+    for key, value in {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+                       "FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "test"}.items():
+        monkeypatch.setenv(key, value)
+    return server.stop
+
+
+@pytest.fixture(params=["s3", "gs"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """An object store API server on 127.0.0.1 with bucket ``webclip``; the environment points clients at it.
+
+    ``s3``: moto's S3 server; ``gs``: gcp-storage-emulator. Yields (fsspec filesystem, protocol).
+    """
+    stop = {"s3": _s3, "gs": _gs}[request.param](monkeypatch)
     import fsspec
 
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("webclip")
-    yield fs
-    server.stop()
+    fs = fsspec.filesystem(request.param, skip_instance_cache=True)
+    if request.param == "s3":
+        fs.mkdir("webclip")
+    yield fs, request.param
+    stop()
 
 
-def test_shards_read_curated_from_s3_and_write_final_shards_there(s3, tmp_path: Path) -> None:
+def test_shards_read_curated_from_a_bucket_and_write_final_shards_there(store, tmp_path: Path) -> None:
+    fs, proto = store
     server, base = serve("127.0.0.7")
     try:
         urls = [f"{base}/good/{i}.jpg" for i in range(24)] + [f"{base}/missing.jpg"]
         local, remote = tmp_path / "local", tmp_path / "remote"
         curated_run(local, urls)
         curated_run(remote, urls)
-        s3.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
+        fs.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
         cfg = shards_config(tmp_path, samples_per_job=10)
         assert webclip("shards", "--run", str(local), "--config", str(cfg)).returncode == 0
-        r = webclip("shards", "--run", str(remote), "--config", str(cfg), "--curated-path", "s3://webclip/curated",
-                    "--output-path", "s3://webclip/run1/shards")
+        r = webclip("shards", "--run", str(remote), "--config", str(cfg), "--curated-path", f"{proto}://webclip/curated",
+                    "--output-path", f"{proto}://webclip/run1/shards")
         assert r.returncode == 0, r.stderr[-3000:]
     finally:
         server.shutdown()
     stats = json.loads((remote / "shards" / "stats.json").read_text())
-    assert stats["final_path"] == "s3://webclip/run1/shards/final"
+    assert stats["final_path"] == f"{proto}://webclip/run1/shards/final"
     assert stats["in"] == 25 and stats["kept"] == 24 and stats["dropped"] == {"download/http_404": 1}
     assert not (remote / "shards" / "final").exists() and not (remote / "shards" / "jobs").exists()
     # Same bytes whichever storage they went to.
     local_manifest = json.loads((local / "shards" / "final" / "manifest.json").read_text())
-    remote_manifest = json.loads(s3.cat_file("webclip/run1/shards/final/manifest.json"))
+    remote_manifest = json.loads(fs.cat_file("webclip/run1/shards/final/manifest.json"))
     assert remote_manifest == local_manifest
     for entry in remote_manifest["train"] + remote_manifest["val"]:
-        assert hashlib.sha256(s3.cat_file(f"webclip/run1/shards/final/{entry['name']}")).hexdigest() == entry["sha256"]
-    assert s3.exists("webclip/run1/shards/jobs/00000_stats.json")
+        assert hashlib.sha256(fs.cat_file(f"webclip/run1/shards/final/{entry['name']}")).hexdigest() == entry["sha256"]
+    assert fs.exists("webclip/run1/shards/jobs/00000_stats.json")
     # The trainer's reader finds and streams them through the same path the run recorded.
     from webclip.model.data import iter_tar, read_manifest
     from webclip.runfolder import shards_final
 
     tars = read_manifest(shards_final(remote), "train")
-    assert tars[0].startswith("s3://webclip/run1/shards/final/")
+    assert tars[0].startswith(f"{proto}://webclip/run1/shards/final/")
     assert sum(1 for _ in iter_tar(tars[0])) == remote_manifest["train"][0]["samples"]
     # A takedown rewrites the remote shards.
     request = tmp_path / "takedown.txt"
     request.write_text(urls[0] + "\n")
     assert webclip("takedown", "--run", str(remote), "--urls", str(request)).returncode == 0
-    after = json.loads(s3.cat_file("webclip/run1/shards/final/manifest.json"))
+    after = json.loads(fs.cat_file("webclip/run1/shards/final/manifest.json"))
     assert after["totals"]["train"] + after["totals"]["val"] == 23
