@@ -80,3 +80,22 @@ def test_whole_file_gzip_and_plain_warc_are_not_split(tmp_path) -> None:
     whole.write_bytes(gzip.compress(plain.read_bytes()))
     assert archive_ranges(str(whole), 1000) == [(str(whole), 0, None)]
     assert _outcomes(str(whole)) == _outcomes(str(plain))
+
+
+def test_scan_parser_reads_archives_exactly_as_the_bs4_reference() -> None:
+    import warnings
+
+    from bs4 import XMLParsedAsHTMLWarning
+
+    from webclip.crawl.warc import open_archive
+
+    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+    pages = 0
+    for path in sorted(shared_data("warc").glob("*.warc*")):
+        runs = {}
+        for parser in ("scan", "bs4"):
+            with open_archive(str(path)) as stream:
+                runs[parser] = [(o.page_drop, o.candidates, o.img_drops, o.imgs) for o in read_archive(stream, parser)]
+        assert runs["scan"] == runs["bs4"], path.name
+        pages += sum(1 for o in runs["scan"] if o[3])
+    assert pages >= 50  # HTML responses with images, across the real archives
