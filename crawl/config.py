@@ -44,6 +44,10 @@ class CrawlConfig(BeamRunner):
     num_parts: int = 4
     split_mb: float = 64.0  # per-record gzip archives larger than this are read as parallel byte ranges
 
+    def worker_extras(self) -> tuple[str, ...]:
+        """fastwarc (and the optional parsers) for reading archives on remote workers."""
+        return ("crawl",)
+
     def validate(self) -> None:
         """Reject impossible settings."""
         if self.source not in ("live", "cc"):

@@ -42,6 +42,12 @@ class ShardsConfig(BeamRunner):
     curated_path: str | None = None  # read curated parts here instead of <run>/curated (e.g. gs://...)
     output_path: str | None = None  # write jobs/ and final/ here instead of <run>/shards (stats stay in the run)
 
+    def worker_extras(self) -> tuple[str, ...]:
+        """img2dataset and friends, plus the fsspec backend of any object-store path."""
+        paths = [p for p in (self.curated_path, self.output_path) if p]
+        return ("shards", *(["gcp"] if any(p.startswith("gs://") for p in paths) else []),
+                *(["aws"] if any(p.startswith("s3://") for p in paths) else []))
+
     def validate(self) -> None:
         """Reject impossible settings."""
         if self.resize_mode not in RESIZE_MODES:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -17,12 +19,39 @@ NAMESPACE = "webclip"
 SCHEMAS = {"candidates": CANDIDATE_SCHEMA, "curated": CURATED_SCHEMA, "pool": POOL_SCHEMA}
 
 
-def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: list[str]) -> PipelineOptions:
-    """DirectRunner with worker processes locally; any other runner takes its flags from ``extra``."""
+def worker_requirements(extras: tuple[str, ...]) -> list[str]:
+    """webclip's pinned requirements for the given extras, read from the installed package's metadata."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    out = []
+    for line in requires("webclip") or []:
+        req = Requirement(line)
+        if req.name == "webclip" or req.marker is None:
+            continue
+        if any(req.marker.evaluate({"extra": e}) for e in extras):
+            req.marker = None
+            out.append(str(req))
+    return sorted(set(out))
+
+
+def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: list[str],
+                     worker_extras: tuple[str, ...] = ()) -> PipelineOptions:
+    """DirectRunner with worker processes locally; any other runner takes its flags from ``extra``.
+
+    Remote workers build webclip from ``--setup_file`` with its core dependencies only; a stage that
+    needs an extra there (img2dataset for shards, fastwarc for archives) gets a ``--requirements_file``
+    with those pins, unless one was given.
+    """
     args = [f"--runner={runner}", *extra]
     if runner == "DirectRunner":
         args += [f"--direct_num_workers={num_workers}", f"--direct_running_mode={running_mode}",
                  "--default_sdk_harness_log_level=WARNING"]
+    elif worker_extras and not any(a.startswith("--requirements_file") for a in extra):
+        path = Path(tempfile.mkdtemp(prefix="webclip-workers-")) / "requirements.txt"
+        path.write_text("\n".join(worker_requirements(worker_extras)) + "\n")
+        args.append(f"--requirements_file={path}")
     return PipelineOptions(args)
 
 

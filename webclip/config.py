@@ -152,8 +152,13 @@ class BeamRunner:
     direct_running_mode: str = "multi_processing"
     pipeline_args: list[str] = dataclasses.field(default_factory=list)
 
+    def worker_extras(self) -> tuple[str, ...]:
+        """The package extras this stage's remote Beam workers need beyond the core dependencies."""
+        return ()
+
     def beam_options(self) -> Any:
         """PipelineOptions for these fields (imports Beam only when a pipeline runs)."""
         from webclip.beamio import pipeline_options
 
-        return pipeline_options(self.runner, self.direct_num_workers, self.direct_running_mode, self.pipeline_args)
+        return pipeline_options(self.runner, self.direct_num_workers, self.direct_running_mode, self.pipeline_args,
+                                self.worker_extras())

@@ -48,3 +48,21 @@ def test_sdist_ships_every_module_and_preset_and_no_torch(tmp_path: Path) -> Non
     core = [line for line in requires if "extra ==" not in line]
     assert not any(re.search(r"\btorch\b", line) for line in core), core
     assert any("apache-beam" in line for line in core)
+
+
+def test_remote_workers_get_the_pinned_extras_their_stage_needs() -> None:
+    from webclip.crawl.config import CrawlConfig
+    from webclip.shards.config import ShardsConfig
+
+    def requirements(cfg) -> list[str]:  # noqa: ANN001
+        path = cfg.beam_options().get_all_options()["requirements_file"]
+        return Path(path).read_text().split() if path else []
+
+    shards = requirements(ShardsConfig(runner="DataflowRunner", output_path="gs://bucket/run/shards"))
+    assert "img2dataset==1.47.0" in shards and any(r.startswith("gcsfs==") for r in shards)
+    assert not any(r.startswith("torch") for r in shards)  # the train extra stays off the workers
+    assert any(r.startswith("fastwarc==") for r in requirements(CrawlConfig(source="cc", runner="DataflowRunner")))
+    assert requirements(CurateConfig(runner="DataflowRunner")) == []  # core dependencies suffice
+    assert requirements(ShardsConfig()) == []  # local runs install nothing
+    mine = ShardsConfig(runner="DataflowRunner", pipeline_args=["--requirements_file=mine.txt"])
+    assert mine.beam_options().get_all_options()["requirements_file"] == "mine.txt"
