@@ -169,11 +169,11 @@ def _absolute(path: str) -> str:
     return path if storage.is_remote(path) else str(Path(path).resolve())
 
 
-def claim_remote_output(base: str, config: dict[str, Any]) -> None:
-    """Record the config beside remote output; output left by another config cannot be resumed: remove it."""
+def claim_remote_output(base: str, config: dict[str, Any], force: bool = False) -> None:
+    """Record the config beside remote output; output left by another config (or any, when forced) is removed."""
     record = storage.join(base, "config.json")
-    if storage.exists(record) and storage.read_json(record) != json.loads(json.dumps(config)):
-        print(f"shards: {base} holds output of another config; removing it")
+    if storage.exists(record) and (force or storage.read_json(record) != json.loads(json.dumps(config))):
+        print(f"shards: removing earlier output in {base} ({'--force' if force else 'another config'})")
         storage.remove_tree(base)
     storage.write_json(record, config)
 
@@ -188,7 +188,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         raise FileNotFoundError(f"no curated parts in {cfg.curated_path or curated.path}")
     base = cfg.output_path or str(out_stage.path)
     if storage.is_remote(base):
-        claim_remote_output(base, asdict(cfg))
+        claim_remote_output(base, asdict(cfg), out_stage.forced)
     jobs_dir, final = storage.join(base, "jobs"), storage.join(base, "final")
     progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
     clock = time.monotonic()

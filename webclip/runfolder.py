@@ -61,6 +61,7 @@ class StageDir:
 
     run: Path
     name: str
+    forced: bool = False  # set by prepare(force=True): the runner also clears output it keeps elsewhere
 
     @property
     def path(self) -> Path:
@@ -93,6 +94,7 @@ class StageDir:
         ``inputs`` fingerprints the upstream stages (see ``input_fingerprints``): a finished stage whose
         upstream was redone since is never silently kept.
         """
+        self.forced = force
         if self.done:
             saved, saved_inputs = self.saved_config(), self.saved_inputs() or {}
             # An upstream that was done when this stage ran and has been redone since.

@@ -55,18 +55,22 @@ def test_shards_read_curated_from_a_bucket_and_write_final_shards_there(store, t
     fs, proto = store
     server, base = serve("127.0.0.7")
     try:
-        urls = [f"{base}/good/{i}.jpg" for i in range(24)] + [f"{base}/missing.jpg"]
-        local, remote = tmp_path / "local", tmp_path / "remote"
-        curated_run(local, urls)
-        curated_run(remote, urls)
-        fs.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
-        cfg = shards_config(tmp_path, samples_per_job=10)
-        assert webclip("shards", "--run", str(local), "--config", str(cfg)).returncode == 0
-        r = webclip("shards", "--run", str(remote), "--config", str(cfg), "--curated-path", f"{proto}://webclip/curated",
-                    "--output-path", f"{proto}://webclip/run1/shards")
-        assert r.returncode == 0, r.stderr[-3000:]
+        _shards_on_a_bucket(fs, proto, base, tmp_path)
     finally:
         server.shutdown()
+
+
+def _shards_on_a_bucket(fs, proto: str, base: str, tmp_path: Path) -> None:  # noqa: ANN001
+    urls = [f"{base}/good/{i}.jpg" for i in range(24)] + [f"{base}/missing.jpg"]
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    curated_run(local, urls)
+    curated_run(remote, urls)
+    fs.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
+    cfg = shards_config(tmp_path, samples_per_job=10)
+    bucket_args = ["--curated-path", f"{proto}://webclip/curated", "--output-path", f"{proto}://webclip/run1/shards"]
+    assert webclip("shards", "--run", str(local), "--config", str(cfg)).returncode == 0
+    r = webclip("shards", "--run", str(remote), "--config", str(cfg), *bucket_args)
+    assert r.returncode == 0, r.stderr[-3000:]
     stats = json.loads((remote / "shards" / "stats.json").read_text())
     assert stats["final_path"] == f"{proto}://webclip/run1/shards/final"
     assert stats["in"] == 25 and stats["kept"] == 24 and stats["dropped"] == {"download/http_404": 1}
@@ -91,3 +95,9 @@ def test_shards_read_curated_from_a_bucket_and_write_final_shards_there(store, t
     assert webclip("takedown", "--run", str(remote), "--urls", str(request)).returncode == 0
     after = json.loads(fs.cat_file("webclip/run1/shards/final/manifest.json"))
     assert after["totals"]["train"] + after["totals"]["val"] == 23
+    # --force redoes the remote output too: nothing of the earlier run survives, the shards come back whole.
+    fs.pipe_file("webclip/run1/shards/jobs/stray.txt", b"left by an earlier run")
+    r = webclip("shards", "--run", str(remote), "--config", str(cfg), *bucket_args, "--force")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not fs.exists("webclip/run1/shards/jobs/stray.txt")
+    assert json.loads(fs.cat_file("webclip/run1/shards/final/manifest.json")) == local_manifest
