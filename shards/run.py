@@ -104,15 +104,16 @@ def _downloaded(progress_dir: Path, jobs: list[str]) -> int:
     return total
 
 
-def eval_index(folders: list[Path], threshold: int) -> HashIndex:
-    """Hash every image under the evaluation folders (and inside their WebDataset tars)."""
+def eval_index(folders: list[str], threshold: int) -> HashIndex:
+    """Hash every image under the evaluation folders, local or remote (and inside their WebDataset tars)."""
     index = HashIndex(threshold)
     for folder in folders:
-        for p in sorted(folder.rglob("*")):
+        for p in storage.files_under(folder):
+            suffix = Path(p).suffix.lower()
             datas = []
-            if p.suffix.lower() in IMAGE_EXTS:
-                datas = [p.read_bytes()]
-            elif p.suffix == ".tar":
+            if suffix in IMAGE_EXTS:
+                datas = [storage.read_bytes(p)]
+            elif suffix == ".tar":
                 datas = [s["jpg"] for s in read_tar(p) if "jpg" in s]
             for data in datas:
                 image, _ = check_image(data, 100_000_000)
@@ -225,8 +226,9 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         groups = duplicate_groups(items, cfg.phash_threshold)
     drop = {uid: reason for uid, (_, reason) in groups.items()}
     lap("dedupe")
-    folders = [Path(f) if Path(f).is_absolute() else Path(run) / f for f in cfg.decontaminate]
-    index = eval_index([f for f in folders if f.exists()], cfg.phash_threshold)
+    # Relative folders are inside the run (the sample web's held-out images by default); URLs are buckets.
+    folders = [f if storage.is_remote(f) or Path(f).is_absolute() else str(Path(run) / f) for f in cfg.decontaminate]
+    index = eval_index(folders, cfg.phash_threshold)
     for m in meta:
         if m["uid"] not in drop:
             hit = index.match(m["sha256"], m["phash"])

@@ -89,6 +89,15 @@ def glob(folder: str | Path, pattern: str) -> list[str]:
     return sorted(f"{protocol}://{m}" for m in fs.glob(posixpath.join(p.rstrip("/"), pattern)))
 
 
+def files_under(folder: str | Path) -> list[str]:
+    """Every file below a folder or prefix, recursively, sorted (empty if it does not exist)."""
+    if not is_remote(folder):
+        return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
+    fs, p = _fs(str(folder))
+    protocol = str(folder).split("://", 1)[0]
+    return sorted(f"{protocol}://{m}" for m in fs.find(p.rstrip("/")))
+
+
 def remove_tree(path: str | Path) -> None:
     """Delete a folder or prefix and everything under it (no error if absent)."""
     if not is_remote(path):

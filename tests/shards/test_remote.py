@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.shards.test_download import curated_run, serve, shards_config, webclip
+from tests.shards.test_download import _image, curated_run, serve, shards_config, webclip
 
 
 def _s3(monkeypatch: pytest.MonkeyPatch):
@@ -66,14 +66,20 @@ def _shards_on_a_bucket(fs, proto: str, base: str, tmp_path: Path) -> None:  # n
     curated_run(local, urls)
     curated_run(remote, urls)
     fs.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
-    cfg = shards_config(tmp_path, samples_per_job=10)
+    # An evaluation image equal to one served image: in a local folder for one run, in the bucket for the other.
+    (tmp_path / "heldout").mkdir()
+    (tmp_path / "heldout" / "eval-3.jpg").write_bytes(_image(3))
+    fs.pipe_file("webclip/heldout/eval-3.jpg", _image(3))
+    local_cfg = shards_config(tmp_path, samples_per_job=10, decontaminate=[str(tmp_path / "heldout")])
+    cfg = shards_config(tmp_path, samples_per_job=10, decontaminate=[f"{proto}://webclip/heldout"])
     bucket_args = ["--curated-path", f"{proto}://webclip/curated", "--output-path", f"{proto}://webclip/run1/shards"]
-    assert webclip("shards", "--run", str(local), "--config", str(cfg)).returncode == 0
+    assert webclip("shards", "--run", str(local), "--config", str(local_cfg)).returncode == 0
     r = webclip("shards", "--run", str(remote), "--config", str(cfg), *bucket_args)
     assert r.returncode == 0, r.stderr[-3000:]
     stats = json.loads((remote / "shards" / "stats.json").read_text())
     assert stats["final_path"] == f"{proto}://webclip/run1/shards/final"
-    assert stats["in"] == 25 and stats["kept"] == 24 and stats["dropped"] == {"download/http_404": 1}
+    assert stats["in"] == 25 and stats["kept"] == 23
+    assert stats["dropped"] == {"download/http_404": 1, "decontam/exact_eval_overlap": 1}
     assert not (remote / "shards" / "final").exists() and not (remote / "shards" / "jobs").exists()
     # Same bytes whichever storage they went to.
     local_manifest = json.loads((local / "shards" / "final" / "manifest.json").read_text())
@@ -94,7 +100,7 @@ def _shards_on_a_bucket(fs, proto: str, base: str, tmp_path: Path) -> None:  # n
     request.write_text(urls[0] + "\n")
     assert webclip("takedown", "--run", str(remote), "--urls", str(request)).returncode == 0
     after = json.loads(fs.cat_file("webclip/run1/shards/final/manifest.json"))
-    assert after["totals"]["train"] + after["totals"]["val"] == 23
+    assert after["totals"]["train"] + after["totals"]["val"] == 22
     # --force redoes the remote output too: nothing of the earlier run survives, the shards come back whole.
     fs.pipe_file("webclip/run1/shards/jobs/stray.txt", b"left by an earlier run")
     r = webclip("shards", "--run", str(remote), "--config", str(cfg), *bucket_args, "--force")
