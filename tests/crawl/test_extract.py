@@ -145,3 +145,30 @@ def test_absolute_url_fast_path_equals_urljoin() -> None:
             "http://x?a#", "https://cdn.example.com/img/a.jpg?w=200", "//cdn.example.com/a.jpg", "a.jpg", "/b.png"]
     for u in urls:
         assert Resolver("http://e.com/dir/p.html")(u) == urljoin("http://e.com/dir/p.html", u), u
+
+
+def test_resolver_equals_urljoin_on_every_url_of_the_real_pages(real_pages: list) -> None:
+    from urllib.parse import urljoin
+
+    from webclip.crawl.extract import srcset_candidates
+    from webclip.crawl.urls import Resolver
+
+    checked = 0
+    for _, url, reference in real_pages:
+        page = reference[2]
+        resolve = Resolver(url)
+        urls = list(page.links)
+        for tag in page.imgs:
+            urls += [v for k, v in tag.attrs.items() if k in ("src", "data-src", "data-original", "data-lazy-src") and v]
+            urls += [u for s in [tag.attrs.get("srcset") or "", *tag.sources] for u, _ in srcset_candidates(s)]
+        for u in urls:
+            u = u.strip()
+            if not u or u[:5].lower() == "data:":
+                continue
+            try:
+                expected = urljoin(url, u)
+            except ValueError:
+                expected = None
+            assert resolve(u) == expected, (url, u)
+            checked += 1
+    assert checked > 10_000
