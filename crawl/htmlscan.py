@@ -126,6 +126,18 @@ def read_attrs(text: str, pos: int) -> tuple[dict[str, str | None], int]:
     return attrs, whole.end()
 
 
+def read_attr(text: str, pos: int, wanted: str) -> tuple[str | None, int]:
+    """One attribute (its first occurrence) of the tag whose name ends at ``pos``, and the position after ``>``."""
+    whole = _ATTRS.match(text, pos)
+    if whole is None:
+        return None, -1
+    for m in _ATTR.finditer(text, pos, whole.end()):
+        if m.group(1).lower() == wanted:
+            value = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
+            return (attr_value(value) if value else ""), whole.end()
+    return None, whole.end()
+
+
 def _skip_script(text: str, pos: int) -> int:
     """The position after ``</script>`` following the script data states (escaped, double-escaped)."""
     state = 0  # 0 data, 1 escaped (inside <!--), 2 double-escaped (a <script> inside <!--)
@@ -195,6 +207,13 @@ def parse_scan(text: str, links: bool = True) -> ParsedPage:
                     tag.sources = sources
             pos = m.end()
             continue
+        if name == "a":  # the most common tag by far: read only its href
+            href, pos = read_attr(text, m.end(), "href")
+            if pos < 0:
+                break
+            if href is not None:
+                hrefs.append(href)
+            continue
         attrs, pos = read_attrs(text, m.end())
         if pos < 0:  # a tag cut by the end of the page is dropped
             break
@@ -208,9 +227,6 @@ def parse_scan(text: str, links: bool = True) -> ParsedPage:
                 sources.append(attrs.get("srcset") or "")
         elif name == "picture":
             pictures.append(([], []))
-        elif name == "a":
-            if "href" in attrs:
-                hrefs.append(attrs["href"] or "")
         elif name == "meta":
             if (attrs.get("name") or "").lower() in ("robots", "webclip"):
                 metas.append(attrs.get("content") or "")
