@@ -133,7 +133,7 @@ def read_attr(text: str, pos: int, wanted: str) -> tuple[str | None, int]:
         return None, -1
     for m in _ATTR.finditer(text, pos, whole.end()):
         if m.group(1).lower() == wanted:
-            value = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
+            value = m.group(2) or m.group(3) or m.group(4)  # as read_attrs: a missing value reads as ""
             return (attr_value(value) if value else ""), whole.end()
     return None, whole.end()
 

@@ -168,9 +168,7 @@ def cmd_status(argv: list[str]) -> int:
         stats = stage.stats() if stage.done else None
         if stats:
             dropped = sum(stats.get("dropped", {}).values())
-            saved = stage.saved_inputs() or {}
-            now = input_fingerprints(run, specs[folder].inputs)
-            stale = sorted(k for k in now if k in saved and saved[k] != now[k])
+            stale = stage.changed_inputs(input_fingerprints(run, specs[folder].inputs))
             note = f"  STALE: {', '.join(stale)} redone since; --force redoes this" if stale else ""
             print(f"{folder:<11} done     in={stats.get('in')} kept={stats.get('kept')} dropped={dropped} "
                   f"({stats.get('unit', '')}){note}")
@@ -181,28 +179,24 @@ def cmd_status(argv: list[str]) -> int:
     return 0
 
 
-def cmd_demo(argv: list[str]) -> int:
-    """``webclip demo --run DIR --config FILE``: every stage, then a summary and plots."""
-    p = argparse.ArgumentParser(prog="webclip demo", description=OTHER["demo"])
+def _whole_run_command(name: str, runner: str, argv: list[str]) -> int:
+    """``webclip NAME --run DIR --config FILE [--force]`` for commands that drive several stages."""
+    p = argparse.ArgumentParser(prog=f"webclip {name}", description=OTHER[name])
     common_flags(p)
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
-    from webclip.demo import run_demo
-
-    run_demo(Path(args.run), load_file(args.config), force=args.force)
+    _load(runner)(Path(args.run), load_file(args.config), force=args.force)
     return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    """``webclip demo --run DIR --config FILE``: every stage, then a summary and plots."""
+    return _whole_run_command("demo", "webclip.demo:run_demo", argv)
 
 
 def cmd_ablation(argv: list[str]) -> int:
     """``webclip ablation --run DIR --config FILE``."""
-    p = argparse.ArgumentParser(prog="webclip ablation", description=OTHER["ablation"])
-    common_flags(p)
-    p.add_argument("--force", action="store_true")
-    args = p.parse_args(argv)
-    from webclip.ablation import run_ablation
-
-    run_ablation(Path(args.run), load_file(args.config), force=args.force)
-    return 0
+    return _whole_run_command("ablation", "webclip.ablation:run_ablation", argv)
 
 
 def cmd_takedown(argv: list[str]) -> int:

@@ -39,9 +39,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(obj: Any) -> bytes:
+    """The run folder's JSON: pretty, key-sorted, UTF-8, newline-terminated."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write pretty, key-sorted JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    """Atomically write the run folder's JSON."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def package_versions() -> dict[str, str]:
@@ -88,6 +93,11 @@ class StageDir:
         p = self.path / "config.json"
         return json.loads(p.read_text()).get("inputs") if p.exists() else None
 
+    def changed_inputs(self, inputs: dict[str, str] | None) -> list[str]:
+        """Upstream stages that were done when this stage ran and have been redone since."""
+        saved = self.saved_inputs() or {}
+        return sorted(k for k, v in (inputs or {}).items() if k in saved and saved[k] != v)
+
     def prepare(self, config: dict[str, Any], force: bool = False, inputs: dict[str, str] | None = None) -> bool:
         """Return False if the stage is done with this config and inputs; clear it when forced; refuse otherwise.
 
@@ -96,9 +106,7 @@ class StageDir:
         """
         self.forced = force
         if self.done:
-            saved, saved_inputs = self.saved_config(), self.saved_inputs() or {}
-            # An upstream that was done when this stage ran and has been redone since.
-            changed = sorted(k for k, v in (inputs or {}).items() if k in saved_inputs and saved_inputs[k] != v)
+            saved, changed = self.saved_config(), self.changed_inputs(inputs)
             if saved == config and not changed and not force:
                 return False
             if not force:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from webclip.runfolder import atomic_write_bytes
+from webclip.runfolder import atomic_write_bytes, json_bytes
 
 
 def is_remote(path: str | Path) -> bool:
@@ -26,6 +26,12 @@ def _fs(path: str) -> tuple[Any, str]:
     from fsspec.core import url_to_fs
 
     return url_to_fs(path)
+
+
+def _urls(folder: str | Path, found: list[str]) -> list[str]:
+    """fsspec answers without the protocol: put the folder's back, sorted."""
+    protocol = str(folder).split("://", 1)[0]
+    return sorted(f"{protocol}://{m}" for m in found)
 
 
 def join(base: str | Path, *names: str) -> str:
@@ -76,8 +82,8 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write pretty, key-sorted JSON."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    """Atomically write the run folder's JSON."""
+    write_bytes(path, json_bytes(obj))
 
 
 def glob(folder: str | Path, pattern: str) -> list[str]:
@@ -85,8 +91,7 @@ def glob(folder: str | Path, pattern: str) -> list[str]:
     if not is_remote(folder):
         return sorted(str(p) for p in Path(folder).glob(pattern))
     fs, p = _fs(str(folder))
-    protocol = str(folder).split("://", 1)[0]
-    return sorted(f"{protocol}://{m}" for m in fs.glob(posixpath.join(p.rstrip("/"), pattern)))
+    return _urls(folder, fs.glob(posixpath.join(p.rstrip("/"), pattern)))
 
 
 def files_under(folder: str | Path) -> list[str]:
@@ -94,8 +99,7 @@ def files_under(folder: str | Path) -> list[str]:
     if not is_remote(folder):
         return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
     fs, p = _fs(str(folder))
-    protocol = str(folder).split("://", 1)[0]
-    return sorted(f"{protocol}://{m}" for m in fs.find(p.rstrip("/")))
+    return _urls(folder, fs.find(p.rstrip("/")))
 
 
 def remove_tree(path: str | Path) -> None:
