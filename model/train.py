@@ -90,11 +90,39 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_FORMAT = "webclip-checkpoint/1"
+CHECKPOINT_KEYS = ("model", "model_config", "tokenizer")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this webclip can load safely."""
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint read with ``weights_only=True``: tensors and plain data only, never pickled code.
+
+    Config and tokenizer are stored as plain dicts and a JSON string, so nothing else is needed. A
+    file carrying other objects (an old webclip checkpoint, a foreign or hostile pickle) is refused.
+    """
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError or EOFError by file kind
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a checkpoint webclip loads safely (weights only): {first}") from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
+        raise CheckpointError(f"{path}: not a webclip checkpoint (needs {', '.join(CHECKPOINT_KEYS)})")
+    if ckpt.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format']!r}, this webclip reads {CHECKPOINT_FORMAT}")
+    return ckpt
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CLIP, Any, dict[str, Any]]:
     """(model, tokenizer, checkpoint) from a self-describing checkpoint."""
     from tokenizers import Tokenizer
 
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+    ckpt = load_checkpoint(path, device)
     model = CLIP(build(ModelConfig, ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), Tokenizer.from_str(ckpt["tokenizer"]), ckpt
@@ -136,7 +164,7 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     tars = read_manifest(shards_final(run), "train")
     mcfg = load_preset(cfg.model)
 
-    resume = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resume is not None:
         from tokenizers import Tokenizer
 
@@ -175,7 +203,7 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     def checkpoint() -> None:
         if rank == 0:
             save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                "format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                 "model_config": asdict(mcfg), "train_config": asdict(cfg), "tokenizer": tok.to_str(),
                 "rng": torch.get_rng_state(), "position": asdict(loader.position),
                 "remainder_dropped": loader.remainder_dropped,

@@ -69,7 +69,7 @@ def _run_dir(shard_run: Path, tmp: Path, name: str) -> Path:
 
 
 def _state(run: Path) -> dict:
-    return torch.load(run / "train" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    return torch.load(run / "train" / "checkpoints" / "last.pt", weights_only=True)["model"]
 
 
 def test_two_processes_agree_with_one_process_on_the_same_global_batch(shard_run, tmp_path) -> None:
