@@ -7,7 +7,7 @@ CONFIG ?= configs/demo.json
 STAMP  := $(VENV)/.installed
 WEBCLIP := $(BIN)/webclip
 
-.PHONY: install demo ablation crawl curate shards train eval queries bench test lint clean
+.PHONY: install demo ablation crawl curate shards train eval queries bench test fuzz lint clean
 
 install: $(STAMP)
 
@@ -46,8 +46,13 @@ eval: install
 bench: install
 	$(BIN)/python -m bench
 
+# pytest exits 5 when it collects no test: a layout mistake, never a pass.
 test: install
-	$(BIN)/python -m pytest --durations=15 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest --durations=15 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+
+# The fuzz tests with many more generated examples than make test runs (minutes).
+fuzz: install
+	WEBCLIP_FUZZ_EXAMPLES=$${WEBCLIP_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q -k fuzz tests
 
 lint: install
 	$(BIN)/ruff check .
