@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 from webclip.config import BeamRunner
 from webclip.fetch import DEFAULT_USER_AGENT, FetchConfig
@@ -13,6 +16,12 @@ SCOPES = ("host", "domain", "hosts")
 @dataclass
 class CrawlConfig(BeamRunner):
     """Where to start, what is in scope, and how politely to fetch."""
+
+    # Free to change on resume (see webclip.config.runtime_fields): pacing, width and retry timing change how
+    # fast pages arrive, not which pages or candidates are written (split_mb: the same parts, tested).
+    RUNTIME: ClassVar[tuple[str, ...]] = ("progress", "concurrency", "per_host_concurrency", "per_host_delay",
+                                          "max_crawl_delay", "transient_retry_delay", "max_transient_share",
+                                          "split_mb")
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
     seeds: list[str] = field(default_factory=list)
@@ -30,6 +39,10 @@ class CrawlConfig(BeamRunner):
     retries: int = 2
     backoff: float = 0.5
     max_retry_wait: float = 30.0
+    max_crawl_delay: float = 30.0  # robots.txt Crawl-delay is capped to this (seconds)
+    transient_retries: int = 2  # times a page dropped for a transient reason is tried again later in the run
+    transient_retry_delay: float = 5.0  # seconds before such a page is tried again
+    max_transient_share: float = 0.5  # more pages than this dropped for transient reasons: no _SUCCESS, rerun
     user_agent: str = DEFAULT_USER_AGENT
     robots_agent: str = "webclip"
     allow_private: list[str] = field(default_factory=list)
@@ -58,6 +71,10 @@ class CrawlConfig(BeamRunner):
             raise ValueError("parser must be scan, selectolax or bs4")
         if self.concurrency < 1 or self.per_host_concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if self.transient_retries < 0 or not 0.0 <= self.max_transient_share <= 1.0:
+            raise ValueError("transient_retries must be >= 0 and max_transient_share within [0, 1]")
+        for seed in self.seeds:
+            check_seed(seed)
 
     def fetch_config(self) -> FetchConfig:
         """The fetcher's share of this config."""
@@ -65,3 +82,17 @@ class CrawlConfig(BeamRunner):
                            max_redirects=self.max_redirects, retries=self.retries, backoff=self.backoff,
                            max_retry_wait=self.max_retry_wait, per_host_delay=self.per_host_delay,
                            per_host_concurrency=self.per_host_concurrency, allow_private=list(self.allow_private))
+
+
+def check_seed(seed: str) -> None:
+    """Raise ValueError unless ``seed`` is an absolute http(s) URL (a file path names --seeds-file)."""
+    try:
+        parts = urlsplit(seed)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if ok:
+        return
+    if Path(seed).exists() or seed.endswith((".txt", ".lst", ".list")):
+        raise ValueError(f"seed {seed!r} is a file, not a URL: give it as --seeds-file {seed}")
+    raise ValueError(f"seed {seed!r} is not an http(s) URL (e.g. https://example.org/)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
 
@@ -45,6 +46,9 @@ def load_preset(name_or_path: str) -> ModelConfig:
 class TrainConfig:
     """How long and how to train, where checkpoints go."""
 
+    # Free to change on resume (see webclip.config.runtime_fields): the batch order does not depend on them.
+    RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "workers", "progress")
+
     model: str = "demo"
     batch_size: int = 128
     steps: int = 1000
@@ -80,6 +84,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     """What to evaluate and on which data."""
+
+    RUNTIME: ClassVar[tuple[str, ...]] = ("threads",)  # free to change on rerun (see webclip.config.runtime_fields)
 
     checkpoint: str = "train/checkpoints/last.pt"  # relative to the run folder
     images: str = "sampleweb/heldout"  # ImageFolder <images>/<class>/*.jpg, or WebDataset .tar(s) with .cls

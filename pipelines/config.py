@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from webclip.config import BeamRunner
 
@@ -14,6 +15,8 @@ MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 @dataclass
 class CurateConfig(BeamRunner):
     """Filters, language set, query list, matching and balancing of the curation pipeline."""
+
+    RUNTIME: ClassVar[tuple[str, ...]] = ("progress",)  # free to change on resume (see webclip.config.runtime_fields)
 
     queries: str = "sampleweb/concepts.json"  # relative paths are inside the run folder
     min_alt_chars: int = 5

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from webclip.config import ConfigError, add_flags, build, flag_overrides, load_file, to_dict
+from webclip.config import (
+    ConfigError,
+    add_flags,
+    build,
+    flag_overrides,
+    load_file,
+    runtime_fields,
+    to_dict,
+)
 from webclip.runfolder import STAGES as STAGE_FOLDERS
 from webclip.runfolder import StageConflict, StageDir, input_fingerprints, shards_final
 
@@ -78,7 +86,8 @@ def run_stage(name: str, run: Path, config_file: dict[str, Any], cfg: Any, force
 
     spec = STAGES[name]
     stage = StageDir(run, spec.folder)
-    if not stage.prepare(to_dict(cfg), force=force, inputs=input_fingerprints(run, spec.inputs)):
+    if not stage.prepare(to_dict(cfg), force=force, inputs=input_fingerprints(run, spec.inputs),
+                         runtime=runtime_fields(type(cfg))):
         print(f"{name}: already done with this config ({stage.path}); --force redoes it")
         return None
     section = build(SampleWebSection, config_file.get("sample_web", {}))

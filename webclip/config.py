@@ -8,7 +8,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -102,6 +102,11 @@ def build(cls: type[T], section: dict[str, Any] | None = None, overrides: dict[s
     return obj
 
 
+def runtime_fields(cls: type) -> frozenset[str]:
+    """The fields of a stage config that change how a run goes, never what it writes (``RUNTIME`` on each class)."""
+    return frozenset(name for klass in cls.__mro__ for name in vars(klass).get("RUNTIME", ()))
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as JSON-ready data (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
@@ -146,6 +151,9 @@ def items_with_file(items: list[str], path: str | None, what: str) -> list[str]:
 @dataclasses.dataclass
 class BeamRunner:
     """The runner fields every Beam stage shares (DirectRunner with worker processes by default)."""
+
+    # Run-time knobs: where and how wide a pipeline runs never changes its output, so a resume may change them.
+    RUNTIME: ClassVar[tuple[str, ...]] = ("runner", "direct_num_workers", "direct_running_mode", "pipeline_args")
 
     runner: str = "DirectRunner"
     direct_num_workers: int = 2

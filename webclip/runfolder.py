@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def output_part(config: dict[str, Any] | None, runtime: Collection[str]) -> dict[str, Any] | None:
+    """The part of a stage config that decides its output: everything but the run-time knobs."""
+    return None if config is None else {k: v for k, v in config.items() if k not in runtime}
+
+
 @dataclass
 class StageDir:
     """One stage's output folder inside a run: ``<run>/<name>/``."""
@@ -108,19 +114,23 @@ class StageDir:
         saved = self.saved_inputs() or {}
         return sorted(k for k, v in (inputs or {}).items() if k in saved and saved[k] != v)
 
-    def prepare(self, config: dict[str, Any], force: bool = False, inputs: dict[str, str] | None = None) -> bool:
+    def prepare(self, config: dict[str, Any], force: bool = False, inputs: dict[str, str] | None = None,
+                runtime: Collection[str] = ()) -> bool:
         """Return False if the stage is done with this config and inputs; clear it when forced; refuse otherwise.
 
-        ``inputs`` fingerprints the upstream stages (see ``input_fingerprints``): a finished stage whose
-        upstream was redone since is never silently kept.
+        Only the fields that change the output decide: ``runtime`` names the run-time knobs (threads,
+        progress, runner...) that may differ on a rerun or resume. ``inputs`` fingerprints the upstream
+        stages (see ``input_fingerprints``): a finished stage whose upstream was redone since is never
+        silently kept. ``config.json`` always records the whole config of the latest run.
         """
         self.forced = force
+        config_key = output_part(config, runtime)
         if self.done:
-            saved, changed = self.saved_config(), self.changed_inputs(inputs)
-            if saved == config and not changed and not force:
+            same, changed = output_part(self.saved_config(), runtime) == config_key, self.changed_inputs(inputs)
+            if same and not changed and not force:
                 return False
             if not force:
-                why = (f"was made from other inputs ({', '.join(changed)} changed since)" if saved == config
+                why = (f"was made from other inputs ({', '.join(changed)} changed since)" if same
                        else "was made with a different config")
                 raise StageConflict(f"{self.path} {why}; pass --force to redo it")
             self.clear()
@@ -128,7 +138,8 @@ class StageDir:
             self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
         started = self.saved_config()
-        if started is not None and (started != config or (self.saved_inputs() or {}) != (inputs or {})):
+        if started is not None and (output_part(started, runtime) != config_key
+                                    or (self.saved_inputs() or {}) != (inputs or {})):
             # Unfinished work from another config or other inputs cannot be resumed: start over.
             self.clear()
             self.path.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,34 @@ def test_installed_namespace_only() -> None:
     assert r.returncode != 0
     r = subprocess.run([sys.executable, "-c", "import webclip.model.clip, webclip.crawl.extract"], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
+
+
+def test_every_stage_declares_its_run_time_knobs() -> None:
+    import dataclasses
+
+    from webclip.cli import STAGES, _load
+    from webclip.config import runtime_fields
+
+    for name, spec in STAGES.items():
+        cls = _load(spec.config)
+        knobs = runtime_fields(cls)
+        assert knobs <= {f.name for f in dataclasses.fields(cls)}, (name, knobs)
+        if "progress" in {f.name for f in dataclasses.fields(cls)}:
+            assert "progress" in knobs, name
+        if hasattr(cls, "beam_options"):
+            assert {"runner", "direct_num_workers", "pipeline_args"} <= knobs, name
+    assert {"threads", "per_host_concurrency", "progress"} <= runtime_fields(_load(STAGES["shards"].config))
+    assert {"concurrency", "per_host_concurrency", "progress"} <= runtime_fields(_load(STAGES["crawl"].config))
+    assert "seeds" not in runtime_fields(_load(STAGES["crawl"].config))
+
+
+def test_a_seed_that_is_not_a_url_is_a_one_line_error(tmp_path) -> None:
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("http://127.0.0.1:9/\n")
+    for seed, says in ((str(seeds), f"--seeds-file {seeds}"), ("seeds.txt", "--seeds-file seeds.txt"),
+                       ("ftp://example.org/", "not an http(s) URL"), ("example.org", "not an http(s) URL"),
+                       ("http://[x/", "not an http(s) URL")):
+        r = _cli("crawl", "--run", str(tmp_path / "r"), "--seeds", seed)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+        assert not (tmp_path / "r" / "candidates").exists()  # refused before the stage folder is made

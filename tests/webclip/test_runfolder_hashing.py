@@ -58,3 +58,27 @@ def test_identity_checked() -> None:
     t.check()
     with pytest.raises(AccountingError):
         check_identity({"in": 3, "kept": 1, "dropped": {"a/b": 1}})
+
+
+def test_runtime_knobs_never_refuse_skip_or_clear(tmp_path) -> None:
+    st = StageDir(tmp_path, "candidates")
+    runtime = ("threads", "progress")
+    assert st.prepare({"a": 1, "threads": 4, "progress": True}, runtime=runtime) is True
+    (st.path / "_work").mkdir()
+    (st.path / "_work" / "journal.jsonl").write_text("kept\n")
+    # An unfinished stage resumed with other run-time knobs keeps its work; config.json records the new whole config.
+    assert st.prepare({"a": 1, "threads": 32, "progress": False}, runtime=runtime) is True
+    assert (st.path / "_work" / "journal.jsonl").read_text() == "kept\n"
+    assert st.saved_config() == {"a": 1, "threads": 32, "progress": False}
+    st.finish({"in": 1, "kept": 1, "dropped": {}})
+    assert st.prepare({"a": 1, "threads": 2, "progress": True}, runtime=runtime) is False  # skipped, not refused
+    with pytest.raises(StageConflict):
+        st.prepare({"a": 2, "threads": 32, "progress": False}, runtime=runtime)
+    with pytest.raises(StageConflict):  # without the runtime list every field decides, as before
+        st.prepare({"a": 1, "threads": 2, "progress": True})
+    # An unfinished stage with an output-changing field changed starts over.
+    other = StageDir(tmp_path, "curated")
+    other.prepare({"a": 1, "threads": 1}, runtime=runtime)
+    (other.path / "part-00000.parquet").write_text("old")
+    other.prepare({"a": 9, "threads": 1}, runtime=runtime)
+    assert not (other.path / "part-00000.parquet").exists()
