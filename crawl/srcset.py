@@ -1,0 +1,105 @@
+"""``srcset`` by the WHATWG "parse a srcset attribute" algorithm, and the largest candidate of several.
+
+The splitting loop skips whitespace and commas, takes everything up to the next ASCII whitespace as
+the URL (so ``…/c_fill,w_470/a.jpg 470w`` keeps its commas), strips trailing commas from a URL that
+ends the candidate, then tokenizes descriptors up to the next comma outside parentheses. A candidate
+is kept only when its descriptors are valid: at most one ``w`` (integer > 0) or ``x`` (float >= 0),
+an ``h`` (integer > 0) only beside a ``w``; no descriptor means 1x. Every step is a regex pass over
+the text, so the parse is linear in its length.
+
+``sizes`` is not read: it turns widths into densities for one viewport (density = w / size), which
+keeps the order of widths, and a crawl has no viewport. "Largest" is the largest width descriptor,
+else the largest density.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+_SEPARATORS = re.compile(r"[\t\n\f\r ,]*+")
+_URL = re.compile(r"[^\t\n\f\r ]++")
+_SPACE = re.compile(r"[\t\n\f\r ]*+")
+# Descriptors run to the first comma outside parentheses; an unclosed '(' runs to the end.
+_DESCRIPTORS = re.compile(r"(?:[^,(]++|\([^)]*+\)?)*+,?")
+_TOKEN = re.compile(r"(?:[^\t\n\f\r (]++|\([^)]*+\)?)++")
+_INTEGER = re.compile(r"[0-9]++")
+_FLOAT = re.compile(r"-?(?:[0-9]++(?:\.[0-9]++)?|\.[0-9]++)(?:[eE][-+]?[0-9]++)?")
+
+
+class SrcsetCandidate(NamedTuple):
+    """One image candidate: its URL as written and its descriptors (None when absent; no descriptor is 1x)."""
+
+    url: str
+    width: int | None = None
+    density: float | None = None
+    height: int | None = None
+
+
+def _descriptor_values(tokens: list[str]) -> tuple[int | None, float | None, int | None] | None:
+    """(width, density, height) of a candidate's descriptors, or None when they are invalid."""
+    width = height = None
+    density: float | None = None
+    for token in tokens:
+        kind, number = token[-1], token[:-1]
+        if kind == "w" and _INTEGER.fullmatch(number):
+            if width is not None or density is not None or int(number) == 0:
+                return None
+            width = int(number)
+        elif kind == "x" and _FLOAT.fullmatch(number):
+            value = float(number)
+            if width is not None or density is not None or height is not None or value < 0 or math.isinf(value):
+                return None
+            density = value
+        elif kind == "h" and _INTEGER.fullmatch(number):
+            if height is not None or density is not None or int(number) == 0:
+                return None
+            height = int(number)
+        else:
+            return None
+    if height is not None and width is None:
+        return None
+    return width, density, height
+
+
+def parse_srcset(text: str) -> list[SrcsetCandidate]:
+    """The valid image candidates of a ``srcset`` value, in order (invalid ones are skipped)."""
+    out: list[SrcsetCandidate] = []
+    pos, end = 0, len(text)
+    while True:
+        pos = _SEPARATORS.match(text, pos).end()
+        if pos >= end:
+            return out
+        url_end = _URL.match(text, pos).end()
+        url = text[pos:url_end]
+        pos = url_end
+        if url.endswith(","):
+            out.append(SrcsetCandidate(url.rstrip(",")))  # a candidate with no descriptors
+            continue
+        pos = _SPACE.match(text, pos).end()
+        region = _DESCRIPTORS.match(text, pos)
+        pos = region.end()
+        values = _descriptor_values(_TOKEN.findall(region.group(0).removesuffix(",")))
+        if values is not None:
+            out.append(SrcsetCandidate(url, *values))
+
+
+def rank(candidate: SrcsetCandidate) -> tuple[int, float]:
+    """Sort key of "largest": any width descriptor beats any density; no descriptor is 1x."""
+    if candidate.width is not None:
+        return 1, float(candidate.width)
+    return 0, 1.0 if candidate.density is None else candidate.density
+
+
+def largest(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> str | None:
+    """``usable(url)`` of the largest candidate for which it is not None (the first of equals)."""
+    best_url, best_rank = None, (-1, -1.0)
+    for candidate in candidates:
+        key = rank(candidate)
+        if key > best_rank:
+            url = usable(candidate.url)
+            if url is not None:
+                best_url, best_rank = url, key
+    return best_url
