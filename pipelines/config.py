@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from webclip.config import BeamRunner
+from webclip.pipelines.langid import DEFAULT_DETECTOR, DETECTORS
 
-LANG_DETECTORS = ("langdetect", "fasttext", "pycld2", "lingua")
+LANG_DETECTORS = tuple(DETECTORS)
+
 MATCH_MODES = ("word", "substring")
 MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 
@@ -24,7 +26,7 @@ class CurateConfig(BeamRunner):
     min_alt_words: int = 2
     min_image_side: int = 32
     languages: list[str] = field(default_factory=lambda: ["en"])
-    lang_detector: str = "langdetect"
+    lang_detector: str = DEFAULT_DETECTOR  # see bench/langid.py for the measured table
     match_mode: str = "word"
     matcher: str = "ahocorasick_rs"  # measured in bench/match.py; pyahocorasick gives the same ids
     balance_t: int = 20_000
