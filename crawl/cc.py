@@ -1,5 +1,12 @@
 """Common Crawl as a Beam pipeline: archives split into byte ranges at record boundaries, read in
-parallel, candidates written as uid-range parts."""
+parallel, candidates written as uid-range parts.
+
+stats.json keeps three units. ``archives``: every path given, kept or dropped once, before reading
+(``warc/missing_file`` for a ``--paths-file`` entry that does not exist, ``warc/empty``,
+``warc/not_warc``, ``warc/archive_error``); a missing ``--paths`` entry is instead a one-line error
+before any work starts. ``pages``: every page record (see ``webclip.crawl.warc``), plus one unit per
+corrupt member, failed record or byte range that could not be read. The top level: image candidates.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,20 @@ import apache_beam as beam
 from webclip.beamio import CountingDoFn, WriteParts, collect_counters
 from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig
-from webclip.crawl.warc import archive_ranges, first_record_at_or_after, open_archive, read_archive
+from webclip.crawl.warc import (
+    ARCHIVE_ERROR,
+    UnreadableArchive,
+    archive_ranges,
+    log_drop,
+    read_archive,
+)
 from webclip.parquet import count_rows, parts
 from webclip.progress import watch
 from webclip.runfolder import StageDir
 from webclip.stats import Tally, check_identity
 
 PAGES, PAGES_OK, IMGS, FILES = "count/pages", "count/pages_ok", "count/imgs", "count/files"
+ARCHIVES_OK, ARCHIVE_DROP = "count/archives_ok", "archives:"  # ARCHIVE_DROP prefixes archive-level reasons
 
 
 class SplitArchiveFn(CountingDoFn):
@@ -30,43 +44,50 @@ class SplitArchiveFn(CountingDoFn):
     def process(self, path: str):
         self.drop(FILES)
         try:
-            yield from archive_ranges(path, self.split_bytes)
-        except OSError:
-            self.drop("cc/unreadable_file")
+            ranges = archive_ranges(path, self.split_bytes)
+        except UnreadableArchive as e:
+            log_drop(e.reason, path, 0, trace=False)
+            self.drop(ARCHIVE_DROP + e.reason)
+            return
+        except Exception:  # the failure boundary of one archive
+            log_drop(ARCHIVE_ERROR, path, 0)
+            self.drop(ARCHIVE_DROP + ARCHIVE_ERROR)
+            return
+        self.drop(ARCHIVES_OK)
+        yield from ranges
 
 
 class ReadArchiveFn(CountingDoFn):
     """Read the records that start in one byte range of a WARC/WAT file; count pages, images, drops."""
 
-    def __init__(self, parser: str):
+    def __init__(self, parser: str, max_bytes: int):
         super().__init__()
-        self.parser = parser
+        self.parser, self.max_bytes = parser, max_bytes
 
     def process(self, split: tuple[str, int, int | None]):
         path, start, end = split
-        try:
-            stream = open_archive(path)
-        except OSError:
-            self.drop("cc/unreadable_file")
-            return
-        with stream:
-            if start and first_record_at_or_after(stream, start, end) is None:
-                return  # no record starts in this range
-            for outcome in read_archive(stream, self.parser, end):
-                self.drop(PAGES)
-                if outcome.page_drop:
-                    self.drop(outcome.page_drop)
-                    continue
-                self.drop(PAGES_OK)
-                self.drop(IMGS, outcome.imgs)
-                for reason, n in outcome.img_drops.items():
-                    self.drop(reason, n)
-                for c in outcome.candidates:
-                    yield c.__dict__
+        for outcome in read_archive(path, self.parser, end, start=start, max_bytes=self.max_bytes):
+            self.drop(PAGES)
+            if outcome.page_drop:
+                self.drop(outcome.page_drop)
+                continue
+            self.drop(PAGES_OK)
+            self.drop(IMGS, outcome.imgs)
+            for reason, n in outcome.img_drops.items():
+                self.drop(reason, n)
+            for c in outcome.candidates:
+                yield c.__dict__
 
 
 def read_paths(cfg: CrawlConfig) -> list[str]:
-    """Archive paths from the config plus ``paths_file`` (one per line)."""
+    """Archive paths from the config plus ``paths_file`` (one per line).
+
+    A local ``paths`` entry that is not a file is a user error, raised before any work starts; entries
+    of ``paths_file`` (long lists, often generated) are checked when read and counted when missing.
+    """
+    for p in cfg.paths:
+        if "://" not in p and not Path(p).is_file():
+            raise ValueError(f"archive not found: {p} (given with --paths)")
     paths = items_with_file(cfg.paths, cfg.paths_file, "paths")
     if not paths:
         raise ValueError("no archives: give --paths FILE.warc.gz or --paths-file FILE")
@@ -80,17 +101,22 @@ def run_cc(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
         old.unlink()
     with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
         (p | "Paths" >> beam.Create(paths) | "Split" >> beam.ParDo(SplitArchiveFn(int(cfg.split_mb * 2**20)))
-         | "Spread" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadArchiveFn(cfg.parser))
+         | "Spread" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadArchiveFn(cfg.parser, cfg.max_bytes))
          | "Write" >> WriteParts(str(stage.path.resolve()), "candidates", cfg.num_parts, ("uid", "page_url")))
     counters = collect_counters(p.result)
     pages = Tally("pages", n_in=counters.pop(PAGES, 0), kept=counters.pop(PAGES_OK, 0))
     images = Tally("image candidates", n_in=counters.pop(IMGS, 0), kept=count_rows(parts(stage.path)))
     files = counters.pop(FILES, 0)
+    archives = Tally("archives", n_in=files, kept=counters.pop(ARCHIVES_OK, 0))
     for reason, n in counters.items():
-        (images if reason.startswith("extract/") else pages).drop(reason, n)
+        if reason.startswith(ARCHIVE_DROP):
+            archives.drop(reason[len(ARCHIVE_DROP):], n)
+        else:
+            (images if reason.startswith("extract/") else pages).drop(reason, n)
     stats = images.as_dict()
     stats["pages"] = pages.as_dict()
+    stats["archives"] = archives.as_dict()
     stats["files"] = files
-    check_identity(stats)
-    check_identity(stats["pages"])
+    for block in (stats, stats["pages"], stats["archives"]):
+        check_identity(block)
     return stats
