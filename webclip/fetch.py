@@ -1,13 +1,24 @@
-"""A polite HTTP fetcher: total deadline, byte cap, guarded redirects, retries, per-host pacing."""
+"""A polite HTTP fetcher: total deadline, byte cap, guarded redirects, retries, per-host pacing.
+
+``Fetcher.get`` never raises: whatever a server sends (or a bug does) ends as a ``Response`` whose ``error`` is
+a short drop-reason name, which callers prefix with their step (``download/timeout``). ``TRANSIENT_ERRORS``
+names the ones worth retrying later in the run or on a rerun (``is_transient``).
+"""
 
 from __future__ import annotations
 
 import email.utils
+import http.client
+import itertools
+import logging
+import math
 import random
+import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,22 +26,37 @@ from urllib.parse import urljoin, urlsplit
 
 import certifi
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
+    ConnectTimeoutError,
     DecodeError,
     HTTPError,
     LocationValueError,
     NewConnectionError,
     ProtocolError,
-    ProxyError,
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import parse_url
 
 from webclip import __version__
-from webclip.netguard import AddressGuard, Refused
+from webclip.netguard import AddressGuard, Refused, Target
 
 DEFAULT_USER_AGENT = f"webclip/{__version__} (+https://github.com/webclip/webclip; dataset research crawler)"
 RETRY_STATUSES = (429, 503)
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# Failures that may go away by themselves: retried later in the run and on a rerun, never sealed as final.
+TRANSIENT_ERRORS = frozenset({"timeout", "connection_error", "dns_error", "http_429", "robots_unreachable",
+                              *(f"http_{status}" for status in range(500, 600))})
+LOG_FIRST = 5  # unexpected exceptions logged with a traceback; the rest only counted as fetch_error
+
+log = logging.getLogger(__name__)
+
+
+def is_transient(reason: str | None) -> bool:
+    """Whether a drop reason, bare (``timeout``) or step-prefixed (``download/http_503``), is transient."""
+    return reason is not None and reason.rsplit("/", 1)[-1] in TRANSIENT_ERRORS
 
 
 @dataclass
@@ -38,9 +64,9 @@ class FetchConfig:
     """Limits and manners of one fetcher."""
 
     user_agent: str = DEFAULT_USER_AGENT
-    timeout: float = 10.0  # total deadline per attempt: connect + headers + body
+    timeout: float = 10.0  # total deadline per attempt: connect + TLS + headers + body
     connect_timeout: float = 5.0
-    max_bytes: int = 5_000_000
+    max_bytes: int = 5_000_000  # counted after decoding: compression bombs stop here
     max_redirects: int = 5
     retries: int = 2
     backoff: float = 0.5
@@ -48,6 +74,8 @@ class FetchConfig:
     per_host_delay: float = 1.0
     per_host_concurrency: int = 2
     allow_private: list[str] = field(default_factory=list)
+    max_crawl_delay: float = 30.0  # a longer robots.txt Crawl-delay is cut to this: the host is crawled at this pace
+    robots_retry_interval: float = 60.0  # an unreachable robots.txt is fetched again after this many seconds
 
 
 @dataclass
@@ -56,7 +84,7 @@ class Response:
 
     url: str
     status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names lowercased; repeats joined (X-Robots-Tag by "\n")
     body: bytes = b""
     error: str | None = None  # a drop-reason name such as "timeout" or "too_large"
     redirects: int = 0
@@ -106,14 +134,157 @@ class HostPacer:
 
 
 def retry_after_seconds(value: str | None, default: float) -> float:
-    """Parse a Retry-After header (seconds or HTTP date)."""
+    """Seconds a Retry-After header asks for (delay-seconds or HTTP date); ``default`` if absent or unreadable."""
     if not value:
         return default
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else default
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError, OSError):  # "soon", dates out of range
+            return default
+    return max(0.0, seconds) if not math.isnan(seconds) else default
+
+
+def redirect_target(base: str, location: str | None) -> str | None:
+    """The absolute URL a Location header points to, or None when it is missing or cannot be parsed."""
+    if not location or not location.strip():
+        return None
+    try:
+        target = urljoin(base, location.strip())
+        urlsplit(target).port  # noqa: B018  (raises on a bad port or bracketed host)
+        parse_url(target)
+    except (ValueError, UnicodeError):  # urllib3's LocationParseError is a ValueError too
+        return None
+    return target
+
+
+# The deadline of the request the current thread is running: every socket wait is cut to what is left of it.
+_deadline = threading.local()
+
+
+def _fit_to_deadline(sock: socket.socket) -> None:
+    at = getattr(_deadline, "at", None)
+    if at is not None:
+        remaining = at - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("total deadline passed")
+        sock.settimeout(remaining)
+
+
+class _DeadlineSocket(socket.socket):
+    """A TCP socket whose every receive waits no longer than the current request's total deadline."""
+
+    __slots__ = ()
+
+    def recv_into(self, *args: Any, **kw: Any) -> int:
+        _fit_to_deadline(self)
+        return super().recv_into(*args, **kw)
+
+    def recv(self, *args: Any, **kw: Any) -> bytes:
+        _fit_to_deadline(self)
+        return super().recv(*args, **kw)
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """A TLS socket with the same rule; the handshake gets what is left of the deadline as a whole."""
+
+    def do_handshake(self, *args: Any, **kw: Any) -> None:
+        _fit_to_deadline(self)  # CPython bounds the whole handshake by the socket timeout
+        super().do_handshake(*args, **kw)
+
+    def recv_into(self, *args: Any, **kw: Any) -> int:
+        _fit_to_deadline(self)
+        return super().recv_into(*args, **kw)
+
+
+class _CheckedAddressConnection(HTTPConnection):
+    """Connects to the pool's host taken as an already checked IP literal: no name lookup, deadline sockets."""
+
+    def _new_conn(self) -> socket.socket:
+        address = self._dns_host.strip("[]")
+        sock = _DeadlineSocket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            for option in self.socket_options or ():
+                sock.setsockopt(*option)
+            at = getattr(_deadline, "at", None)
+            timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+            if at is not None:
+                timeout = max(0.001, min(timeout or math.inf, at - time.monotonic()))
+            sock.settimeout(timeout)
+            sock.connect((address, self.port))
+        except TimeoutError as e:
+            sock.close()
+            raise ConnectTimeoutError(self, f"connection to {address} timed out") from e
+        except OSError as e:
+            sock.close()
+            raise NewConnectionError(self, f"failed to connect to {address}: {e}") from e
+        return sock
+
+
+class _CheckedAddressHTTPSConnection(_CheckedAddressConnection, HTTPSConnection):
+    """The TLS twin: SNI and certificate name from the pool's ``server_hostname`` (the URL's host)."""
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedAddressConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedAddressHTTPSConnection
+
+
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every connection: certifi's CA bundle, deadline-bound TLS sockets."""
+    ctx = urllib3.util.ssl_.create_urllib3_context()
+    ctx.load_verify_locations(certifi.where())  # the CA bundle requests uses, not whatever the system has
+    ctx.sslsocket_class = _DeadlineSSLSocket
+    return ctx
+
+
+def _merge_headers(raw: Any) -> dict[str, str]:
+    """Header names lowercased; a repeated header joined by ", ", X-Robots-Tag lines by "\\n" (agent scopes)."""
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        key = name.lower()
+        if key in headers:
+            headers[key] += ("\n" if key == "x-robots-tag" else ", ") + value
+        else:
+            headers[key] = value
+    return headers
+
+
+def _protocol_reason(e: ProtocolError) -> str:
+    """A garbled answer (no status line, endless headers) is bad_response; a dropped connection is not."""
+    cause = e.args[1] if len(e.args) > 1 else e.__cause__
+    if isinstance(cause, http.client.HTTPException) and not isinstance(cause, http.client.RemoteDisconnected):
+        return "bad_response"
+    return "connection_error"
+
+
+def _request_error(e: Exception) -> str | None:
+    """The drop reason for an exception raised while sending a request and reading its headers."""
+    reasons: tuple[tuple[type[BaseException], str | Callable[[Any], str]], ...] = (
+        (NewConnectionError, "connection_error"),  # a subclass of the connect timeout: refused, unreachable
+        (Urllib3Timeout, "timeout"), (TimeoutError, "timeout"),
+        (SSLError, "connection_error"), (ProtocolError, _protocol_reason), (LocationValueError, "bad_url"),
+        (HTTPError, "bad_response"), (http.client.HTTPException, "bad_response"), (OSError, "connection_error"),
+    )
+    for kind, reason in reasons:
+        if isinstance(e, kind):
+            return reason if isinstance(reason, str) else reason(e)
+    return None
+
+
+def _body_error(e: Exception) -> str | None:
+    """The drop reason for an exception raised while reading a body."""
+    for kind, reason in ((Urllib3Timeout, "timeout"), (TimeoutError, "timeout"), (DecodeError, "bad_encoding"),
+                         (HTTPError, "connection_error"), (http.client.HTTPException, "connection_error"),
+                         (OSError, "connection_error")):
+        if isinstance(e, kind):
+            return reason
+    return None
 
 
 class Fetcher:
@@ -123,34 +294,53 @@ class Fetcher:
         self.cfg = cfg
         self.guard = AddressGuard(cfg.allow_private)
         self.pacer = pacer or HostPacer(cfg.per_host_delay, cfg.per_host_concurrency)
+        self.tls = tls_context()
         # urllib3 straight, not requests: a third of the CPU per request, and the body decoded as it streams
-        # (gzip/deflate) so the byte cap bounds what we hold, compression bombs included.
+        # (gzip/deflate) so the byte cap bounds what we hold. Pools are keyed by (scheme, checked IP, port,
+        # TLS name): connections go to the address the guard checked, never to a second lookup of the name.
         self.pool = urllib3.PoolManager(
-            num_pools=256, maxsize=max(4, cfg.per_host_concurrency), block=False, retries=False,
-            ca_certs=certifi.where(),  # the CA bundle requests uses, not whatever the system has
-            headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"})
+            num_pools=256, maxsize=max(4, cfg.per_host_concurrency), block=False, retries=False, ssl_context=self.tls)
+        self.pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.headers = {"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"}
         self.timeouts = urllib3.Timeout(connect=min(cfg.connect_timeout, cfg.timeout), read=cfg.timeout)
+        self.unexpected = itertools.count(1)
 
-    def get(self, url: str) -> Response:
-        """GET ``url`` following guarded redirects, retrying connection errors, 429 and 503."""
+    def get(self, url: str, check: Callable[[str], str | None] | None = None) -> Response:
+        """GET ``url`` following guarded redirects, retrying connection errors, 429 and 503; never raises.
+
+        ``check(next_url)`` is asked before each redirect target is fetched; a reason it returns (say
+        ``robots_disallowed``) stops the fetch with that error.
+        """
+        try:
+            return self._follow(url, check)
+        except Exception:  # the fetch's one failure boundary: a bug or an unforeseen answer becomes a named drop
+            if next(self.unexpected) <= LOG_FIRST:
+                log.exception("fetch of %r raised; counted as fetch_error", url)
+            return Response(url=url, error="fetch_error")
+
+    def _follow(self, url: str, check: Callable[[str], str | None] | None) -> Response:
         seen = {url}
         current = url
         for hop in range(self.cfg.max_redirects + 1):
             resp = self._get_with_retries(current)
             resp.redirects = hop
-            if resp.error or resp.status not in (301, 302, 303, 307, 308):
+            if resp.error or resp.status not in REDIRECT_STATUSES:
                 return resp
-            location = resp.headers.get("location")
-            if not location:
+            nxt = redirect_target(current, resp.headers.get("location"))
+            if nxt is None:
                 return Response(url=current, status=resp.status, error="bad_redirect", redirects=hop)
-            current = urljoin(current, location)
-            if current in seen:
-                return Response(url=current, status=resp.status, error="redirect_loop", redirects=hop)
-            seen.add(current)
+            error = "redirect_loop" if nxt in seen else check(nxt) if check is not None else None
+            if error:
+                return Response(url=nxt, status=resp.status, error=error, redirects=hop)
+            seen.add(nxt)
+            current = nxt
         return Response(url=current, error="too_many_redirects", redirects=self.cfg.max_redirects)
 
     def _get_with_retries(self, url: str) -> Response:
-        host = urlsplit(url).netloc.lower()
+        try:
+            host = urlsplit(url).netloc.lower()
+        except ValueError:
+            return Response(url=url, error="bad_url")
         attempt = 0
         while True:
             with self.pacer.slot(host):
@@ -171,42 +361,54 @@ class Fetcher:
             attempt += 1
 
     def _get_once(self, url: str) -> Response:
-        """One request with a total deadline and a byte cap; never raises for network trouble."""
+        """One request under a total deadline (connect, TLS, headers, body) and a byte cap."""
         try:
-            self.guard.check(url)
+            target = self.guard.target(url)
         except Refused as e:
             return Response(url=url, error=e.reason)
-        deadline = time.monotonic() + self.cfg.timeout
+        _deadline.at = time.monotonic() + self.cfg.timeout
         try:
-            r = self.pool.request("GET", url, preload_content=False, decode_content=True, redirect=False,
-                                  timeout=self.timeouts)
-        except NewConnectionError:  # a subclass of urllib3's connect timeout: refused, unreachable, no DNS
-            return Response(url=url, error="connection_error")
-        except (Urllib3Timeout, TimeoutError):
-            return Response(url=url, error="timeout")
-        except (ProxyError, SSLError, ProtocolError, OSError):
-            return Response(url=url, error="connection_error")
-        except (LocationValueError, HTTPError, ValueError, UnicodeError):
-            return Response(url=url, error="bad_url")
-        headers = {k.lower(): v for k, v in r.headers.items()}
-        status = r.status
-        try:
-            declared = int(headers.get("content-length", "0") or 0)
-        except ValueError:
-            declared = 0
-        if declared > self.cfg.max_bytes and "content-encoding" not in headers:
+            r, error = self._open(target)
+            if r is None:
+                return Response(url=url, error=error)
+            headers = _merge_headers(r.headers)
+            body, error = self._read_body(r, headers)
+            return Response(url=url, status=r.status, headers=headers, body=body if error is None else b"",
+                            error=error)
+        finally:
+            _deadline.at = None
+
+    def _open(self, target: Target) -> tuple[Any, str | None]:
+        """Send the request to the first checked address that takes a connection; the response or a reason."""
+        tls_name = {"server_hostname": target.host} if target.scheme == "https" else None
+        headers = {"Host": target.host_header, **self.headers}
+        error: str | None = "connection_error"
+        for address in target.addresses:
+            pool = self.pool.connection_from_host(address, target.port, target.scheme, pool_kwargs=tls_name)
+            try:
+                return pool.urlopen("GET", target.path, headers=headers, preload_content=False, decode_content=True,
+                                    redirect=False, retries=False, assert_same_host=False,
+                                    timeout=self.timeouts), None
+            except Exception as e:
+                error = _request_error(e)
+                if error is None:
+                    raise
+                if not isinstance(e, ConnectTimeoutError) or time.monotonic() >= _deadline.at:
+                    break  # only a failed connect moves on to the host's next address
+        return None, error
+
+    def _read_body(self, r: Any, headers: dict[str, str]) -> tuple[bytes, str | None]:
+        """The decoded body, cut at ``max_bytes`` and the deadline; the connection is reused only when whole."""
+        declared = headers.get("content-length", "0").split(",")[0].strip()
+        if declared.isdigit() and int(declared) > self.cfg.max_bytes and "content-encoding" not in headers:
             r.close()
-            return Response(url=url, status=status, headers=headers, error="too_large")
+            return b"", "too_large"
         chunks, size, error = [], 0, None
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if time.monotonic() >= _deadline.at:
                     error = "timeout"
                     break
-                sock = _socket_of(r)
-                if sock is not None:
-                    sock.settimeout(max(0.01, remaining))
                 chunk = r.read1(65536)
                 if not chunk:
                     break
@@ -215,24 +417,13 @@ class Fetcher:
                     error = "too_large"
                     break
                 chunks.append(chunk)
-        except (Urllib3Timeout, TimeoutError):
-            error = "timeout"
-        except DecodeError:
-            error = "bad_encoding"
-        except (HTTPError, OSError):  # protocol errors, resets and short reads mid-body
-            error = "connection_error"
-        if error is None and time.monotonic() > deadline:
-            error = "timeout"
+        except Exception as e:
+            error = _body_error(e)
+            if error is None:
+                r.close()
+                raise
         if error is not None:
             r.close()
-            return Response(url=url, status=status, headers=headers, error=error)
+            return b"", error
         r.release_conn()
-        return Response(url=url, status=status, headers=headers, body=b"".join(chunks))
-
-
-def _socket_of(r: Any) -> Any:
-    """The socket under a urllib3 response, to shrink its timeout to the remaining deadline."""
-    try:
-        return r._fp.fp.raw._sock  # type: ignore[attr-defined]
-    except AttributeError:
-        return None
+        return b"".join(chunks), None
