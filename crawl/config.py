@@ -20,8 +20,8 @@ class CrawlConfig(BeamRunner):
     # Free to change on resume (see webclip.config.runtime_fields): pacing, width and retry timing change how
     # fast pages arrive, not which pages or candidates are written (split_mb: the same parts, tested).
     RUNTIME: ClassVar[tuple[str, ...]] = ("progress", "concurrency", "per_host_concurrency", "per_host_delay",
-                                          "max_crawl_delay", "transient_retry_delay", "max_transient_share",
-                                          "split_mb")
+                                          "max_crawl_delay", "robots_retry_interval", "transient_retry_delay",
+                                          "max_transient_share", "split_mb")
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
     seeds: list[str] = field(default_factory=list)
@@ -39,9 +39,10 @@ class CrawlConfig(BeamRunner):
     retries: int = 2
     backoff: float = 0.5
     max_retry_wait: float = 30.0
-    max_crawl_delay: float = 30.0  # robots.txt Crawl-delay is capped to this (seconds)
+    max_crawl_delay: float = 30.0  # a longer robots.txt Crawl-delay is cut to this: the host is crawled at this pace
+    robots_retry_interval: float = 60.0  # an unreachable robots.txt is fetched again after this many seconds
     transient_retries: int = 2  # times a page dropped for a transient reason is tried again later in the run
-    transient_retry_delay: float = 5.0  # seconds before such a page is tried again
+    transient_retry_delay: float = 5.0  # seconds before such a page is tried again (robots_unreachable: the interval)
     max_transient_share: float = 0.5  # more pages than this dropped for transient reasons: no _SUCCESS, rerun
     user_agent: str = DEFAULT_USER_AGENT
     robots_agent: str = "webclip"
@@ -81,7 +82,8 @@ class CrawlConfig(BeamRunner):
         return FetchConfig(user_agent=self.user_agent, timeout=self.timeout, max_bytes=self.max_bytes,
                            max_redirects=self.max_redirects, retries=self.retries, backoff=self.backoff,
                            max_retry_wait=self.max_retry_wait, per_host_delay=self.per_host_delay,
-                           per_host_concurrency=self.per_host_concurrency, allow_private=list(self.allow_private))
+                           per_host_concurrency=self.per_host_concurrency, allow_private=list(self.allow_private),
+                           max_crawl_delay=self.max_crawl_delay, robots_retry_interval=self.robots_retry_interval)
 
 
 def check_seed(seed: str) -> None:

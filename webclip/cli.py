@@ -22,7 +22,13 @@ from webclip.config import (
     to_dict,
 )
 from webclip.runfolder import STAGES as STAGE_FOLDERS
-from webclip.runfolder import StageConflict, StageDir, input_fingerprints, shards_final
+from webclip.runfolder import (
+    StageConflict,
+    StageDir,
+    StageIncomplete,
+    input_fingerprints,
+    shards_final,
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,10 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def fail(message: str) -> int:
-    """Print a one-line error and return exit code 2."""
+def fail(message: str, code: int = 2) -> int:
+    """Print a one-line error and return ``code`` (2: a user error; 1: a stage that could not finish)."""
     print(f"webclip: error: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 def common_flags(p: argparse.ArgumentParser, run_required: bool = True) -> None:
@@ -252,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"unknown command {name!r} (try: {', '.join([*STAGES, *COMMANDS])})")
     except (ConfigError, StageConflict, FileNotFoundError, ValueError) as e:
         return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except StageIncomplete as e:
+        return fail(str(e).splitlines()[0], code=1)
     except KeyboardInterrupt:
         return fail("interrupted")
 

@@ -25,6 +25,10 @@ class StageConflict(RuntimeError):
     """A finished stage exists with a different config and ``--force`` was not given."""
 
 
+class StageIncomplete(RuntimeError):
+    """A stage that read nothing, wrote nothing or dropped mostly for transient reasons: no ``_SUCCESS``, rerun."""
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
@@ -17,14 +18,14 @@ from webclip.stats import check_identity
 def _config(tmp_path, port: int, **crawl) -> str:
     cfg = {"crawl": {"seeds": [f"http://127.0.0.1:{port}/index.html"], "allow_private": [f"127.0.0.1:{port}"],
                      "per_host_delay": 0.0, "per_host_concurrency": 4, "concurrency": 4, "timeout": 1.0,
-                     "retries": 0, "progress": False, **crawl}}
+                     "retries": 0, "progress": False, "transient_retry_delay": 0.1, **crawl}}
     path = tmp_path / f"cfg{len(crawl)}.json"
     path.write_text(json.dumps(cfg))
     return str(path)
 
 
-def _crawl(run, cfg) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "webclip.cli", "crawl", "--run", str(run), "--config", cfg],
+def _crawl(run, cfg, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "webclip.cli", "crawl", "--run", str(run), "--config", cfg, *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -40,6 +41,8 @@ def test_crawl_accounts_for_every_page_and_image(served_web, tmp_path) -> None:
     stats = json.loads((tmp_path / "run" / "candidates" / "stats.json").read_text())
     check_identity(stats)
     check_identity(stats["pages"])
+    check_identity(stats["links"])
+    assert stats["pages"]["in"] == stats["links"]["kept"]  # every admitted URL ends as one counted page
     for reason in ("crawl/robots_disallowed", "crawl/redirect_loop", "crawl/timeout", "crawl/http_404"):
         assert stats["pages"]["dropped"].get(reason, 0) >= 1, reason
     assert not any("/private/0" in line for line in log.read_text().splitlines())  # robots honoured
@@ -56,11 +59,16 @@ def test_per_host_delay_is_honoured(served_web, tmp_path) -> None:
     assert len(times) >= 8 and min(gaps) >= 0.19
 
 
-def test_sigkill_then_resume_loses_and_duplicates_nothing(served_web, tmp_path) -> None:
-    _, _, port, _ = served_web
+def _requests(log, start: int = 0) -> list[str]:
+    return [line.split("\t")[1] for line in log.read_text().splitlines()[start:]]
+
+
+def test_sigkill_then_resume_with_other_knobs_keeps_work_and_bytes(served_web, tmp_path) -> None:
+    _, _, port, log = served_web
     full = _crawl(tmp_path / "full", _config(tmp_path, port))
     assert full.wait(timeout=120) == 0
-    cfg = _config(tmp_path, port, per_host_delay=0.01, per_host_concurrency=1, concurrency=1)
+    cfg = _config(tmp_path, port, per_host_delay=0.01, per_host_concurrency=1, concurrency=1, progress=True)
+    before = len(log.read_text().splitlines())
     p = _crawl(tmp_path / "killed", cfg)
     journal = tmp_path / "killed" / "candidates" / "_work" / "journal.jsonl"
     deadline = time.monotonic() + 60
@@ -68,10 +76,25 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(served_web, tmp_path) 
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
+    at_kill = len(log.read_text().splitlines())
+    finished = {urlsplit(json.loads(line)["url"]).path for line in journal.read_bytes().splitlines()
+                if line.endswith(b"}")}
     assert not (tmp_path / "killed" / "candidates" / "_SUCCESS").exists()
-    again = _crawl(tmp_path / "killed", cfg)
+    # Resumed with other run-time knobs: the journal is kept, not cleared.
+    again = _crawl(tmp_path / "killed", cfg, "--no-progress", "--concurrency", "3", "--per-host-concurrency", "3")
     assert again.wait(timeout=120) == 0, again.stderr.read()
-    assert _rows(tmp_path / "killed") == _rows(tmp_path / "full")
+    for part in sorted((tmp_path / "full" / "candidates").glob("part-*.parquet")):
+        assert (tmp_path / "killed" / "candidates" / part.name).read_bytes() == part.read_bytes()
+    stats = [json.loads((tmp_path / run / "candidates" / "stats.json").read_text()) for run in ("full", "killed")]
+    assert stats[0] == stats[1]
+    # No page finished before the kill is fetched again; at most the one in flight at the kill is.
+    after = {path for path in _requests(log, at_kill) if not path.startswith(("/robots.txt", "/sitemap", "/slow/"))}
+    assert len(finished) >= 29 and not finished & after
+    assert len(set(_requests(log, before)[:at_kill - before]) & after) <= 1
+    # Finished: a rerun with only run-time knobs changed is skipped, not refused.
+    rerun = _crawl(tmp_path / "killed", cfg, "--concurrency", "2", "--no-progress")
+    assert rerun.wait(timeout=60) == 0, rerun.stderr.read()
+    assert b"already done" in rerun.stdout.read()
 
 
 def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
