@@ -1,30 +1,85 @@
-"""Sitemaps: page URLs from robots.txt ``Sitemap:`` lines and ``/sitemap.xml`` (indexes followed)."""
+"""Sitemaps: page URLs from robots.txt ``Sitemap:`` lines and ``/sitemap.xml`` (indexes followed).
+
+A sitemap is read in bounded memory whatever it claims: gzip is inflated chunk by chunk and a sitemap
+that inflates past ``max_bytes`` (the protocol's 50 MiB by default) is skipped as ``sitemap/too_large``;
+at most ``max_locs`` (the protocol's 50,000) locations are kept from one file.
+"""
 
 from __future__ import annotations
 
-import gzip
+import logging
 import re
-from collections.abc import Callable
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
+
+log = logging.getLogger(__name__)
 
 LOC = re.compile(rb"<loc>\s*([^<\s]+)\s*</loc>", re.IGNORECASE)
 INDEX = re.compile(rb"<sitemapindex", re.IGNORECASE)
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # sitemaps.org: at most 50 MiB uncompressed
+MAX_LOCS = 50_000  # sitemaps.org: at most 50,000 URLs per file
+CHUNK = 1 << 20
+LONGEST_LOC = 1 << 16  # a <loc> split across chunks is kept whole up to this many bytes
 
 
-def parse_sitemap(data: bytes) -> tuple[list[str], bool]:
-    """(locations, is_index) of a sitemap or sitemap index (gzip allowed)."""
-    if data[:2] == b"\x1f\x8b":
+class SitemapSkipped(ValueError):
+    """A sitemap that is not read: ``reason`` is ``sitemap/too_large`` or ``sitemap/bad_gzip``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def xml_chunks(data: bytes, max_bytes: int = MAX_SITEMAP_BYTES) -> Iterator[bytes]:
+    """The sitemap's XML in pieces (gzip members inflated); raises ``SitemapSkipped`` past ``max_bytes``."""
+    if data[:2] != b"\x1f\x8b":
+        if len(data) > max_bytes:
+            raise SitemapSkipped("sitemap/too_large")
+        yield data
+        return
+    size = 0
+    while data[:2] == b"\x1f\x8b":
+        d = zlib.decompressobj(31)
         try:
-            data = gzip.decompress(data)
-        except OSError:
-            return [], False
-    locs = [m.group(1).decode("utf-8", "replace").replace("&amp;", "&") for m in LOC.finditer(data)]
-    return locs, bool(INDEX.search(data[:2048]))
+            while data and not d.eof:
+                piece = d.decompress(data, CHUNK)
+                data = d.unconsumed_tail
+                size += len(piece)
+                if size > max_bytes:
+                    raise SitemapSkipped("sitemap/too_large")
+                yield piece
+        except zlib.error:
+            raise SitemapSkipped("sitemap/bad_gzip") from None
+        data = d.unused_data  # further members; a truncated one keeps what inflated
+
+
+def parse_sitemap(data: bytes, max_bytes: int = MAX_SITEMAP_BYTES,
+                  max_locs: int = MAX_LOCS) -> tuple[list[str], bool]:
+    """(locations, is_index) of a sitemap or sitemap index (gzip allowed); raises ``SitemapSkipped``."""
+    locs: list[str] = []
+    carry, head = b"", b""
+    for piece in xml_chunks(data, max_bytes):
+        buf = carry + piece
+        if len(head) < 2048:
+            head = (head + piece)[:2048]
+        end = 0
+        for m in LOC.finditer(buf):
+            if len(locs) < max_locs:
+                locs.append(m.group(1).decode("utf-8", "replace").replace("&amp;", "&"))
+            end = m.end()
+        carry = buf[end:][-LONGEST_LOC:]
+    return locs, bool(INDEX.search(head))
 
 
 def sitemap_urls(seed: str, declared: list[str], fetch: Callable[[str], bytes | None],
-                 max_sitemaps: int = 50, max_urls: int = 100_000) -> list[str]:
-    """Page URLs listed by the seed host's sitemaps, breadth first, bounded in files and URLs."""
+                 max_sitemaps: int = 50, max_urls: int = 100_000, max_bytes: int = MAX_SITEMAP_BYTES,
+                 drops: Counter | None = None) -> list[str]:
+    """Page URLs listed by the seed host's sitemaps, breadth first, bounded in files, URLs and bytes.
+
+    Sitemaps that are skipped are logged and counted into ``drops`` by reason, when given.
+    """
     root = f"{urlsplit(seed).scheme}://{urlsplit(seed).netloc}/"
     queue = [urljoin(root, s) for s in declared] or [urljoin(root, "sitemap.xml")]
     seen, pages = set(queue), []
@@ -33,7 +88,13 @@ def sitemap_urls(seed: str, declared: list[str], fetch: Callable[[str], bytes | 
         data = fetch(url)
         if not data:
             continue
-        locs, is_index = parse_sitemap(data)
+        try:
+            locs, is_index = parse_sitemap(data, max_bytes)
+        except SitemapSkipped as e:
+            log.warning("%s: %s skipped", e.reason, url)
+            if drops is not None:
+                drops[e.reason] += 1
+            continue
         for loc in (urljoin(url, x) for x in locs):  # lenient: relative locations resolve
             if is_index:
                 if loc not in seen:
