@@ -195,11 +195,20 @@ KINDS: dict[str, tuple[float, float]] = {
     "bad_status_line": (0.3, 0.3), "header_flood": (0.3, 0.3), "long_header": (0.3, 0.3),
 }
 PAGE_WEIGHTS = {k: w[0] for k, w in KINDS.items() if w[0]}
+# pages whose links a crawler may never see (no body, not HTML, over a byte cap, nofollow, garbled):
+# their children are linked from the index too, so links alone reach every page
+LINKLESS = frozenset({"empty", "not_html", "huge_page", "meta_nofollow", "bad_base", "charset_utf16", "nested_picture",
+                      "redirect_ok", "redirect_bad", "redirect_loop", "redirect_chain", "redirect_disallowed",
+                      "no_location", "retry_429", "retry_503", "trickle", "slow_body", "slow_start", "cl_short",
+                      "cl_long", "cl_conflict", "bad_gzip", "bad_deflate", "unknown_encoding", "gzip_bomb",
+                      "status_404", "status_500", "status_410", "bad_status_line", "header_flood", "long_header"})
 IMAGE_WEIGHTS = {k: w[1] for k, w in KINDS.items() if w[1]}
 # image kinds a correct downloader may keep; a kept sample of any other kind is a leak
 KEEPABLE_IMAGES = frozenset({"good", "png", "cmyk", "la_png", "big_png", "xrobots_other_agent", "redirect_ok"})
 # page kinds whose images may never become candidates
 NO_CANDIDATE_PAGES = frozenset({"meta_noindex", "meta_noimageindex", "xrobots_noindex"})
+# image names that sit where no parser may find an <img>: script, textarea, comment, another tag's attribute
+NOT_IMAGES = ("-inscript.", "-intextarea.", "-incomment.", "-inalt.")
 
 
 def url_kind(url: str) -> tuple[str, str]:
@@ -248,6 +257,11 @@ class HostileWeb:
     def page_kind(self, host: Host, n: int) -> str:
         """The kind of page ``n`` of ``host``."""
         return _pick(PAGE_WEIGHTS, self.draw(f"page:{host.index}:{n}"))
+
+    def children(self, host: Host, n: int) -> list[int]:
+        """Page ``n``'s children in the host's link tree (``-1``, the index, has pages 0 .. fanout-1)."""
+        f = self.cfg.fanout
+        return [c for c in range((n + 1) * f, (n + 2) * f) if c < host.pages]
 
     def page_path(self, host: Host, n: int) -> str:
         """The path of page ``n`` (its kind is part of it)."""
@@ -336,9 +350,10 @@ def _href(web: HostileWeb, page_host: Host, target: Host, path: str, key: str) -
     return f"http://{netloc}{path}"
 
 
-def _img_tag(web: HostileWeb, host: Host, src_path: str, key: str) -> str:
+def _img_tag(web: HostileWeb, host: Host, src_host: Host, src_path: str, key: str) -> str:
     alt = html.escape(web.caption(host, key))
-    return f'<figure><img src="{html.escape(_href(web, host, host, src_path, key))}" alt="{alt}" width="64" height="64"></figure>'
+    src = html.escape(_href(web, host, src_host, src_path, key))
+    return f'<figure><img src="{src}" alt="{alt}" width="64" height="64"></figure>'
 
 
 def build_page(web: HostileWeb, host: Host, n: int) -> Page:
@@ -346,9 +361,14 @@ def build_page(web: HostileWeb, host: Host, n: int) -> Page:
     cfg = web.cfg
     key = "index" if n < 0 else str(n)
     page = Page(f"{web.caption(host, 'title:' + key)} - page {key}")
-    page.imgs = [_img_tag(web, host, web.image_path(host, n, k), f"{key}-{k}") for k in range(cfg.images_per_page)]
+    # a Crawl-delay host's images live elsewhere: a downloader that honours a long delay would wait there for hours
+    src_host = web.other_host(host, "images") if host.kind == "crawl_delay" else host
+    page.imgs = [_img_tag(web, host, src_host, web.image_path(host, n, k), f"{key}-{k}")
+                 for k in range(cfg.images_per_page)]
     page.imgs.append(f'<img src="/i/spacer/{key}-s.gif" width="1" height="1" alt="">')
-    children = [c for c in range((n + 1) * cfg.fanout, (n + 2) * cfg.fanout) if c < host.pages]
+    children = web.children(host, n)
+    if n < 0:  # the index also links the children of pages a crawler cannot follow links from
+        children += [c for m in range(host.pages) if web.page_kind(host, m) in LINKLESS for c in web.children(host, m)]
     extra = [int(web.draw(f"link{i}:{host.index}:{n}") * host.pages) for i in range(2)]
     for m in dict.fromkeys(children + extra):
         page.links.append(_href(web, host, host, web.page_path(host, m), f"l{m}:{key}"))
@@ -395,11 +415,11 @@ def v_nested_picture(web: HostileWeb, host: Host, n: int, page: Page) -> None:
 def v_markup_attrs(web: HostileWeb, host: Host, n: int, page: Page) -> None:
     """Attributes holding markup, images inside script and textarea, and an unterminated quote."""
     cap = web.caption(host, f"m{n}")
-    page.imgs += [f'<img src="/i/good/{n}-m0.jpg" alt="<b>{cap}</b> &amp; <img src=/i/good/{n}-x.jpg>">',
+    page.imgs += [f'<img src="/i/good/{n}-m0.jpg" alt="<b>{cap}</b> &amp; <img src=/i/good/{n}-inalt.jpg>">',
                   f"<img src='/i/good/{n}-m1.jpg' alt='\"><script>alert(1)</script>{cap}'>",
-                  f'<script>document.write("<img src=/i/good/{n}-s.jpg alt=\'{cap}\'>")</script>',
-                  f'<textarea><img src="/i/good/{n}-t.jpg" alt="{cap}"></textarea>',
-                  f'<!-- <img src="/i/good/{n}-c.jpg" alt="{cap}"> -->']
+                  f'<script>document.write("<img src=/i/good/{n}-inscript.jpg alt=\'{cap}\'>")</script>',
+                  f'<textarea><img src="/i/good/{n}-intextarea.jpg" alt="{cap}"></textarea>',
+                  f'<!-- <img src="/i/good/{n}-incomment.jpg" alt="{cap}"> -->']
     page.tail.append(f'<img src="/i/good/{n}-m2.jpg" alt="{cap} never closed')
 
 
@@ -681,7 +701,7 @@ def sitemap(web: HostileWeb, host: Host, name: str) -> Reply | None:
 # ---------------------------------------------------------------- routes
 
 def route_robots(web: HostileWeb, host: Host, parts: list[str]) -> Reply:
-    return ROBOTS[host.kind](web, host)
+    return ROBOTS.get(host.kind, ROBOTS["good"])(web, host)  # the refused host is never bound
 
 
 def route_index(web: HostileWeb, host: Host, parts: list[str]) -> Reply | None:
@@ -790,8 +810,9 @@ class HostServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 512
 
-    def __init__(self, web: HostileWeb, host: Host, port: int, counts: Counter, lock: threading.Lock):
-        self.web, self.host, self.counts, self.lock = web, host, counts, lock
+    def __init__(self, web: HostileWeb, host: Host, port: int, counts: Counter, lock: threading.Lock,
+                 log: io.TextIOBase | None = None):
+        self.web, self.host, self.counts, self.lock, self.log = web, host, counts, lock, log
         super().__init__((host.address, port), HostileHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -818,6 +839,8 @@ class HostileHandler(BaseHTTPRequestHandler):
         section, kind = url_kind(self.path)
         with srv.lock:
             srv.counts[f"{section}/{kind}" if kind else section[:40] or "/"] += 1
+            if srv.log is not None:
+                srv.log.write(f"{time.time():.3f}\t{srv.host.address}\t{reply.status}\t{reply.pace}\t{self.path[:200]}\n")
         PACES[reply.pace](self, reply, srv.web.cfg)
         if reply.close or reply.pace != "fast" or reply.length is not None or reply.raw is not None:
             self.close_connection = True
@@ -832,14 +855,20 @@ class Served:
     counts: Counter
 
     def stop(self) -> None:
-        """Shut every host down."""
-        for s in self.servers:
-            s.shutdown()
+        """Shut every host down (in parallel: each waits out its poll interval)."""
+        stoppers = [threading.Thread(target=s.shutdown) for s in self.servers]
+        for t in stoppers:
+            t.start()
+        for t, s in zip(stoppers, self.servers, strict=True):
+            t.join()
             s.server_close()
 
 
-def serve(cfg: HostileWebConfig, port: int = 0, attempts: int = 5) -> Served:
-    """Bind every host but the refused one to ``port`` (0: a free port shared by all) and serve in threads."""
+def serve(cfg: HostileWebConfig, port: int = 0, attempts: int = 5, log: io.TextIOBase | None = None) -> Served:
+    """Bind every host but the refused one to ``port`` (0: a free port shared by all) and serve in threads.
+
+    ``log`` gets one line per request: time, host, status, pace, path.
+    """
     for _ in range(attempts):
         web = HostileWeb(cfg, port)
         gzip_bomb(cfg.bomb_mib), sitemap_bomb(cfg.bomb_mib), big_png()  # made once, before any deadline counts
@@ -848,7 +877,7 @@ def serve(cfg: HostileWebConfig, port: int = 0, attempts: int = 5) -> Served:
             for host in web.hosts:
                 if host.kind == "refused":
                     continue
-                servers.append(HostServer(web, host, web.port, counts, lock))
+                servers.append(HostServer(web, host, web.port, counts, lock, log))
                 web.port = web.port or servers[0].server_address[1]
         except OSError:
             for s in servers:
@@ -869,10 +898,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m webclip.sampleweb.hostile", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0, help="one port for every host (0: a free one)")
+    p.add_argument("--log", help="append one line per request (time, host, status, pace, path)")
     add_flags(p, HostileWebConfig)
     args = p.parse_args(argv)
     cfg = build(HostileWebConfig, {}, flag_overrides(args, HostileWebConfig))
-    served = serve(cfg, args.port)
+    log = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115
+    served = serve(cfg, args.port, log=log)
     web = served.web
     print(json.dumps({"port": web.port, "seeds": web.seeds(), "pages": web.total_pages(),
                       "hosts": {h.address: h.kind for h in web.hosts}, "config": asdict(cfg)}), flush=True)
