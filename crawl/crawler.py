@@ -57,6 +57,14 @@ def discover_sitemaps(seeds: list[str], fetcher: Fetcher, robots: RobotsCache | 
     return out
 
 
+class PageError(Exception):
+    """An exception while handling one page, named after the step that raised it (``parse_error``)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class PageResult:
     """One finished page: its outcome, its candidates and the links it offers."""
@@ -104,8 +112,8 @@ def process_page(url: str, depth: int, cfg: CrawlConfig, fetcher: Fetcher, robot
     header_robots = r.headers.get("x-robots-tag")
     try:
         cands, drops, page = extract(text, r.url, cfg.parser, "crawl", header_robots)
-    except Exception:  # a parser crash on hostile HTML loses only this page, with a reason
-        return PageResult(url, depth, "parse_error")
+    except Exception as e:  # named for the step; Contained counts it and logs the traceback
+        raise PageError("parse_error") from e
     directives = page.robots | robots_tokens([header_robots or ""])
     if "nofollow" in directives or "none" in directives:
         links, link_drops = [], {"nofollow": len(page.links)} if page.links else {}
@@ -129,7 +137,8 @@ class Contained:
         try:
             return self.handle(url, depth, *args)
         except Exception as e:
-            reason = next((r for kind, r in FAILURE_REASONS.items() if isinstance(e, kind)), "error")
+            reason = e.reason if isinstance(e, PageError) else next(
+                (r for kind, r in FAILURE_REASONS.items() if isinstance(e, kind)), "error")
             with self.lock:
                 self.failures += 1
                 first = self.failures <= self.log_first

@@ -190,13 +190,22 @@ def test_a_page_that_raises_is_a_counted_drop_with_its_traceback_logged(sites, t
             raise KeyError("a genuine bug")
         return real(body, ctype)
 
+    def buggy_parser(text: str, *args: object) -> object:
+        if "lamp" in text:
+            raise IndexError("a parser bug")
+        return real_extract(text, *args)
+
+    real_extract = crawler_module.extract
     monkeypatch.setattr(crawler_module, "decode_html", buggy)
+    monkeypatch.setattr(crawler_module, "extract", buggy_parser)
     with caplog.at_level(logging.ERROR, logger="webclip.crawl.crawler"):
         entries = Crawler(config([site]), [f"{site.base}/index.html"], tmp_path / "work").run()
     outcome = {e["url"].removeprefix(site.base): e["outcome"] for e in entries}
-    assert outcome["/good2.html"] == "error" and outcome["/good1.html"] == "ok"
-    logged = [r for r in caplog.records if "good2.html" in r.getMessage()]
-    assert len(logged) == 1 and "a genuine bug" in logged[0].exc_text
+    assert outcome["/good2.html"] == "error" and outcome["/good1.html"] == "parse_error"
+    assert outcome["/index.html"] == "ok" and outcome["/garbage.html"] == "ok"
+    for page, bug in (("good2.html", "a genuine bug"), ("good1.html", "a parser bug")):
+        logged = [r for r in caplog.records if page in r.getMessage()]
+        assert len(logged) == 1 and bug in logged[0].exc_text, page
 
 
 def test_a_slow_host_waiting_for_its_delay_never_blocks_a_ready_host(sites, tmp_path) -> None:
