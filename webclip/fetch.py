@@ -52,6 +52,9 @@ TRANSIENT_ERRORS = frozenset({"timeout", "connection_error", "dns_error", "http_
 LOG_FIRST = 5  # unexpected exceptions logged with a traceback; the rest only counted as fetch_error
 
 log = logging.getLogger(__name__)
+# urllib3 logs a traceback for every answer with malformed header lines and reads on; on the open web that is
+# noise, not news (the answer is judged by what could be read).
+logging.getLogger("urllib3.connection").addFilter(lambda record: not record.getMessage().startswith("Failed to parse"))
 
 
 def is_transient(reason: str | None) -> bool:
@@ -380,7 +383,7 @@ class Fetcher:
 
     def _open(self, target: Target) -> tuple[Any, str | None]:
         """Send the request to the first checked address that takes a connection; the response or a reason."""
-        tls_name = {"server_hostname": target.host} if target.scheme == "https" else None
+        tls_name = {"server_hostname": target.host}  # TLS SNI and certificate name; part of every pool's key
         headers = {"Host": target.host_header, **self.headers}
         error: str | None = "connection_error"
         for address in target.addresses:
