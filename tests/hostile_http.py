@@ -95,12 +95,15 @@ class RawServer:
 
 
 def response(status: int | bytes, headers: list[tuple[str, str]] | None = None, body: bytes = b"",
-             length: bool = True) -> bytes:
-    """A raw HTTP/1.1 answer: status (or a raw status line), headers, Content-Length unless told not to."""
+             length: bool = True, close: bool = True) -> bytes:
+    """A raw HTTP/1.1 answer: status (or a raw status line), headers, Content-Length unless told not to, and
+    ``Connection: close`` (the server does close) unless told not to."""
     line = status if isinstance(status, bytes) else f"HTTP/1.1 {status} X".encode()
     head = [f"{k}: {v}" for k, v in headers or []]
     if length:
         head.append(f"Content-Length: {len(body)}")
+    if close:
+        head.append("Connection: close")
     return line + b"\r\n" + "".join(h + "\r\n" for h in head).encode("latin-1") + b"\r\n" + body
 
 
