@@ -16,7 +16,8 @@ class ShardsConfig(BeamRunner):
     """Download, resize, politeness, dedupe, decontamination and final sharding."""
 
     # Free to change on resume (see webclip.config.runtime_fields): pacing and width, never what is written.
-    RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "per_host_concurrency", "per_host_delay", "progress")
+    RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "per_host_concurrency", "per_host_delay", "progress",
+                                          "transient_retry_delay", "max_transient_share")
 
     image_size: int = 256
     resize_mode: str = "center_crop"
@@ -36,10 +37,10 @@ class ShardsConfig(BeamRunner):
     respect_robots: bool = True
     # X-Robots-Tag directives (for all agents or for robots_agent) that drop an image as download/opt_out
     opt_out_tokens: list[str] = field(default_factory=lambda: ["noimageindex", "noai", "noimageai"])
-    transient_passes: int = 1  # extra passes over a job's transient drops (timeouts, 429/5xx, unreachable robots.txt)
-    transient_retry_delay: float = 5.0  # seconds between a transient drop and its retry (robots.txt re-fetched too)
-    # More pairs than this fraction still transient at the end: no _SUCCESS, a clear error; a rerun retries only them.
-    max_transient_fraction: float = 0.5
+    transient_retries: int = 1  # more passes over a job's transient drops (timeouts, 429/5xx, unreachable robots.txt)
+    transient_retry_delay: float = 5.0  # seconds between a transient drop and its retry (robots.txt fetched again too)
+    # More pairs than this share still transient at the end: no _SUCCESS, a one-line error; a rerun retries only them.
+    max_transient_share: float = 0.5
     allow_private: list[str] = field(default_factory=list)
     samples_per_job: int = 2000
     shard_size: int = 1000
@@ -66,10 +67,10 @@ class ShardsConfig(BeamRunner):
             raise ValueError("val_fraction must be in [0, 1)")
         if self.shard_size < 1 or self.samples_per_job < 1:
             raise ValueError("shard_size and samples_per_job must be >= 1")
-        if self.transient_passes < 0 or self.transient_retry_delay < 0:
-            raise ValueError("transient_passes and transient_retry_delay must be >= 0")
-        if not 0 <= self.max_transient_fraction <= 1:
-            raise ValueError("max_transient_fraction must be in [0, 1]")
+        if self.transient_retries < 0 or self.transient_retry_delay < 0:
+            raise ValueError("transient_retries and transient_retry_delay must be >= 0")
+        if not 0 <= self.max_transient_share <= 1:
+            raise ValueError("max_transient_share must be in [0, 1]")
 
     def fetch_config(self) -> FetchConfig:
         """The fetcher's share of this config."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import itertools
+import logging
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +19,12 @@ from PIL import Image
 
 from webclip.dedupe.images import image_sha256, phash_hex
 from webclip.fetch import Fetcher
-from webclip.robots import RobotsCache
+from webclip.robots import RobotsCache, xrobots_forbids
 from webclip.shards.config import ShardsConfig
 
-OPT_OUT = {"noai", "noimageai"}
+LOG = logging.getLogger("webclip.shards")
+LOGGED_ERRORS = 5  # per worker process: enough to see a bug, not a flood
+_errors_seen = itertools.count()  # next() on a count is atomic under the GIL
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Downloaded:
     uid: str
     reason: str | None = None
     sample: dict[str, Any] | None = None
+    error: str | None = None  # for download/error: the URL and the traceback, kept as an example in the job's stats
 
 
 @functools.cache
@@ -88,15 +94,16 @@ def download_one(row: dict[str, Any], fetcher: Fetcher, robots: RobotsCache | No
                  cfg: ShardsConfig) -> Downloaded:
     """One curated pair -> a WebDataset sample or a named drop reason (never raises for bad data)."""
     uid, url = row["uid"], row["image_url"]
-    if robots is not None and not robots.allowed(url):
-        return Downloaded(uid, "download/robots_disallowed")
-    r = fetcher.get(url)
+    check = robots.check if robots is not None else None
+    refused = check(url) if check is not None else None
+    if refused:
+        return Downloaded(uid, f"download/{refused}")
+    r = fetcher.get(url, check=check)  # robots.txt of every redirect target's host too
     if r.error:
         return Downloaded(uid, f"download/{r.error}")
     if not r.ok:
         return Downloaded(uid, f"download/http_{r.status}")
-    tag = {t.strip().lower() for t in r.headers.get("x-robots-tag", "").replace(",", " ").split()}
-    if tag & OPT_OUT:
+    if xrobots_forbids(r.headers.get("x-robots-tag", ""), cfg.opt_out_tokens, cfg.robots_agent):
         return Downloaded(uid, "download/opt_out")
     ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
@@ -116,3 +123,16 @@ def download_one(row: dict[str, Any], fetcher: Fetcher, robots: RobotsCache | No
             "original_width": int(ow), "original_height": int(oh), "sha256": image_sha256(r.body),
             "phash": phash_hex(image)}
     return Downloaded(uid, None, {"key": uid, "jpg": jpg, "txt": row["caption"], "json": meta})
+
+
+def download_contained(row: dict[str, Any], fetcher: Fetcher, robots: RobotsCache | None, resizer: Any,
+                       cfg: ShardsConfig) -> Downloaded:
+    """The stage's failure boundary: ``download_one``, with any exception a ``download/error`` drop (first few logged)."""
+    try:
+        return download_one(row, fetcher, robots, resizer, cfg)
+    except Exception:  # a bug or an input nobody foresaw: counted and shown, never the end of the job
+        trace = traceback.format_exc()
+        if next(_errors_seen) < LOGGED_ERRORS:
+            LOG.error("download/error uid=%s url=%s\n%s", row.get("uid"), row.get("image_url"), trace)
+        return Downloaded(str(row.get("uid")), "download/error", error=f"{row.get('image_url')}\n{trace}")
+

@@ -7,9 +7,12 @@ import heapq
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -19,15 +22,22 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from webclip import storage
+from webclip.config import runtime_fields
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
+from webclip.fetch import is_transient
 from webclip.hashing import sha256_hex, unit_draw
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
 from webclip.records import FINAL_SAMPLE_SCHEMA, SAMPLE_SCHEMA, table_from_rows
-from webclip.runfolder import StageDir, stage
+from webclip.runfolder import StageDir, StageIncomplete, output_part, stage
 from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
-from webclip.shards.download import check_image, download_one, make_resizer
+from webclip.shards.download import (
+    Downloaded,
+    check_image,
+    download_contained,
+    make_resizer,
+)
 from webclip.shards.jobs import write_job_inputs
 from webclip.shards.neardup import duplicate_groups_beam
 from webclip.shards.tarwrite import read_tar, tar_bytes
@@ -36,56 +46,175 @@ from webclip.stats import Tally, check_identity
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
 
+class LauncherWatch:
+    """Stops a local Beam worker process once the process that launched the pipeline is gone.
+
+    A worker that outlives a SIGKILLed launcher (and the sample web it served) would otherwise go on
+    and write jobs full of unreachable-host drops. A worker that is the launcher's direct child gets
+    Linux's parent-death signal; DirectRunner starts its workers through ``/bin/sh``, so a watchdog
+    thread (5 checks a second) ends them, and ``check`` runs once more right before a job is committed.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.identity = _proc_identity(self.pid)
+
+    def alive(self) -> bool:
+        """Whether the launcher still runs (a zombie or a reused pid is not it)."""
+        if os.getpid() == self.pid:
+            return True
+        if self.identity is None:  # no /proc: ask the kernel whether the pid exists
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return _proc_identity(self.pid) == self.identity
+
+    def arm(self) -> None:
+        """In a worker process: die with the launcher (parent-death signal, watchdog thread)."""
+        if os.getpid() == self.pid:
+            return
+        if os.getppid() == self.pid:
+            _die_with_parent()
+        self.check()
+        threading.Thread(target=self._watch, name="launcher-watch", daemon=True).start()
+
+    def check(self) -> None:
+        """End this worker process now, without writing, if the launcher is gone."""
+        if not self.alive():
+            os._exit(1)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.2)
+            self.check()
+
+
+def _proc_identity(pid: int) -> str | None:
+    """A running process's start time from /proc; None if it is gone, a zombie, or /proc is absent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]  # field 3: state; field 22: start time
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the kernel SIGKILLs this process when its parent exits (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
 class DownloadJobFn(beam.DoFn):
     """Runs whole download jobs with one long-lived fetcher, robots cache and resizer per worker."""
 
-    def __init__(self, cfg: ShardsConfig, jobs_dir: str, progress_dir: str | None):
+    def __init__(self, cfg: ShardsConfig, jobs_dir: str, progress_dir: str | None, watch: LauncherWatch | None = None):
         self.cfg = cfg
         self.jobs_dir = jobs_dir
         self.progress_dir = progress_dir
+        self.watch = watch
 
     def setup(self) -> None:
         from webclip.fetch import Fetcher
         from webclip.robots import RobotsCache
 
+        if self.watch is not None:
+            self.watch.arm()
         self.fetcher = Fetcher(self.cfg.fetch_config())
-        self.robots = RobotsCache(self.fetcher, self.cfg.robots_agent) if self.cfg.respect_robots else None
+        self.robots = (RobotsCache(self.fetcher, self.cfg.robots_agent, retry_interval=self.cfg.transient_retry_delay)
+                       if self.cfg.respect_robots else None)
         self.resizer = make_resizer(self.cfg)
 
     def process(self, job: str):
         progress = Path(self.progress_dir) if self.progress_dir else None
-        yield run_job(job, self.jobs_dir, self.cfg, self.fetcher, self.robots, self.resizer, progress)
+        guard = self.watch.check if self.watch is not None else None
+        yield run_job(job, self.jobs_dir, self.cfg, self.fetcher, self.robots, self.resizer, progress, guard)
+
+
+def job_finished(stats: dict[str, Any] | None) -> bool:
+    """A job is finished when its ``_stats.json`` exists and lists no pair left to retry."""
+    return stats is not None and not stats.get("retry")
 
 
 def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: Any, resizer: Any,
-            progress_dir: Path | None = None) -> str:
-    """Download one job into ``{job}.tar`` + ``{job}.parquet``; ``{job}_stats.json`` marks it done.
+            progress_dir: Path | None = None, before_commit: Callable[[], None] | None = None) -> str:
+    """Download one job into ``{job}.tar`` + ``{job}.parquet`` + ``{job}_stats.json``.
 
-    ``jobs_dir`` may be local or remote; progress (URLs finished) goes to a local file when asked.
+    Transient drops are retried in later passes; those still transient are listed in the stats
+    (``transient``, ``retry``) and the job stays unfinished: a rerun keeps its samples and final drops
+    and fetches only the ``retry`` pairs again. ``before_commit`` runs right before anything is written.
     """
-    done = storage.join(jobs_dir, f"{job}_stats.json")
-    if storage.exists(done):
+    stats_path = storage.join(jobs_dir, f"{job}_stats.json")
+    earlier = storage.read_json(stats_path) if storage.exists(stats_path) else None
+    if job_finished(earlier):
         return job
     rows = list(iter_rows([storage.join(jobs_dir, "_inputs", f"{job}.parquet")]))
     started = time.monotonic()
+    samples, dropped = _resumed(jobs_dir, job, earlier)
+    retry = set(earlier["retry"]) if earlier else None
+    todo = [r for r in rows if retry is None or r["uid"] in retry]
     progress = progress_dir / job if progress_dir else None
     if progress:
         progress.parent.mkdir(parents=True, exist_ok=True)
-    results = []
-    with ThreadPoolExecutor(cfg.threads, thread_name_prefix=f"job{job}") as pool:
-        for r in pool.map(lambda r: download_one(r, fetcher, robots, resizer, cfg), rows):
-            results.append(r)
-            if progress and (len(results) % 50 == 0 or len(results) == len(rows)):
-                _note_progress(progress, len(results))
-    samples = sorted((r.sample for r in results if r.sample), key=lambda s: s["key"])
-    storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(samples))
-    write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in samples], SAMPLE_SCHEMA)
-    dropped = Counter(r.reason for r in results if r.reason)
-    stats = {"job": job, "in": len(rows), "kept": len(samples), "dropped": dict(sorted(dropped.items())),
-             "seconds": round(time.monotonic() - started, 3)}
+    results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg), cfg,
+                            (lambda n: _note_progress(progress, n)) if progress else None)
+    samples.update((r.sample["key"], r.sample) for r in results if r.sample)
+    dropped.update(r.reason for r in results if r.reason)
+    transient = Counter(r.reason for r in results if is_transient(r.reason))
+    kept = [samples[k] for k in sorted(samples)]
+    stats = {"job": job, "in": len(rows), "kept": len(kept), "dropped": dict(sorted(dropped.items())),
+             "transient": dict(sorted(transient.items())),
+             "retry": sorted(r.uid for r in results if is_transient(r.reason)),
+             "errors": [{"uid": r.uid, "error": r.error} for r in results if r.error][:3],  # examples of download/error
+             "seconds": round(time.monotonic() - started + (earlier or {}).get("seconds", 0), 3)}
     check_identity(stats)
-    storage.write_json(done, stats)
+    if before_commit is not None:
+        before_commit()
+    storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(kept))
+    write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in kept], SAMPLE_SCHEMA)
+    storage.write_json(stats_path, stats)
     return job
+
+
+def _resumed(jobs_dir: str, job: str, earlier: dict[str, Any] | None) -> tuple[dict[str, Any], Counter]:
+    """An unfinished job's samples (by key) and final drops; its ``retry`` pairs are left out of both."""
+    if earlier is None:
+        return {}, Counter()
+    retry = set(earlier["retry"])
+    samples = {s["key"]: s for s in read_tar(storage.join(jobs_dir, f"{job}.tar")) if s["key"] not in retry}
+    return samples, Counter(earlier["dropped"]) - Counter(earlier["transient"])
+
+
+def download_rows(rows: list[dict[str, Any]], fetch_one: Callable[[dict[str, Any]], Downloaded], cfg: ShardsConfig,
+                  note: Callable[[int], None] | None = None) -> list[Downloaded]:
+    """Every row once on ``cfg.threads`` threads, then up to ``cfg.transient_retries`` passes over the transient drops.
+
+    A retry pass starts ``cfg.transient_retry_delay`` seconds after the last transient drop it retries.
+    ``note(n)`` hears how many rows the first pass has finished.
+    """
+    results: list[Downloaded | None] = [None] * len(rows)
+    pending = list(range(len(rows)))
+    with ThreadPoolExecutor(cfg.threads, thread_name_prefix="download") as pool:
+        for attempt in range(1 + cfg.transient_retries):
+            last_transient = 0.0
+            for n, (i, r) in enumerate(zip(pending, pool.map(lambda i: fetch_one(rows[i]), pending), strict=True), 1):
+                results[i] = r
+                if is_transient(r.reason):
+                    last_transient = time.monotonic()
+                if note and attempt == 0 and (n % 50 == 0 or n == len(pending)):
+                    note(n)
+            pending = [i for i in pending if is_transient(results[i].reason)]  # type: ignore[union-attr]
+            if not pending or attempt == cfg.transient_retries:
+                break
+            time.sleep(max(0.0, last_transient + cfg.transient_retry_delay - time.monotonic()))
+    return results  # type: ignore[return-value]
 
 
 def _note_progress(path: Path, n: int) -> None:
@@ -102,6 +231,31 @@ def _downloaded(progress_dir: Path, jobs: list[str]) -> int:
         with contextlib.suppress(FileNotFoundError, ValueError):
             total += int((progress_dir / j).read_text() or 0)
     return total
+
+
+def _job_stats(jobs_dir: str, job: str) -> dict[str, Any] | None:
+    path = storage.join(jobs_dir, f"{job}_stats.json")
+    return storage.read_json(path) if storage.exists(path) else None
+
+
+def _pairs_to_fetch(jobs_dir: str, job: str, stats: dict[str, Any] | None) -> int:
+    """How many pairs an unfinished job will fetch: all of them, or those left to retry."""
+    return len(stats["retry"]) if stats else count_rows([storage.join(jobs_dir, "_inputs", f"{job}.parquet")])
+
+
+def check_download_health(tally: Tally, downloaded: int, transient: Counter, max_share: float, jobs_dir: str) -> None:
+    """Refuse to finish a stage that downloaded nothing, or whose pairs mostly failed transiently."""
+    n_transient = sum(transient.values())
+    if downloaded and n_transient <= max_share * tally.n_in:
+        return
+    top = ", ".join(f"{r} {n}" for r, n in sorted((transient or tally.dropped).items(), key=lambda kv: -kv[1])[:4])
+    if n_transient:
+        raise StageIncomplete(
+            f"shards not finished: {n_transient} of {tally.n_in} pairs failed transiently ({top}) and {downloaded} "
+            f"were downloaded; check that the image hosts and their robots.txt are reachable, then rerun the same "
+            f"command: only those pairs are fetched again (per job: 'retry' in {jobs_dir}/*_stats.json)")
+    raise StageIncomplete(f"shards not finished: none of {tally.n_in} pairs was downloaded ({top}); check the "
+                           f"curated image URLs and the drop reasons in {jobs_dir}/*_stats.json")
 
 
 def eval_index(folders: list[str], threshold: int) -> HashIndex:
@@ -170,13 +324,34 @@ def _absolute(path: str) -> str:
     return path if storage.is_remote(path) else str(Path(path).resolve())
 
 
-def claim_remote_output(base: str, config: dict[str, Any], force: bool = False) -> None:
-    """Record the config beside remote output; output left by another config (or any, when forced) is removed."""
+def claim_remote_output(base: str, config: dict[str, Any], force: bool = False, runtime: Collection[str] = ()) -> None:
+    """Record the config beside remote output; output left by another config (or any, when forced) is removed.
+
+    Run-time knobs (``runtime``: threads, progress, runner...) may differ: their output is kept.
+    """
     record = storage.join(base, "config.json")
-    if storage.exists(record) and (force or storage.read_json(record) != json.loads(json.dumps(config))):
+    config = json.loads(json.dumps(config))
+    if storage.exists(record) and (force or output_part(storage.read_json(record), runtime) != output_part(config, runtime)):
         print(f"shards: removing earlier output in {base} ({'--force' if force else 'another config'})")
         storage.remove_tree(base)
     storage.write_json(record, config)
+
+
+def download_jobs(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], progress_dir: Path | None) -> list[dict[str, Any]]:
+    """Run every unfinished download job on Beam (finished ones are kept); returns every job's stats."""
+    earlier = {j: _job_stats(jobs_dir, j) for j in jobs}
+    todo = [j for j in jobs if not job_finished(earlier[j])]
+    print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
+    if todo:
+        n_todo = sum(_pairs_to_fetch(jobs_dir, j, earlier[j]) for j in todo)
+        if progress_dir is not None:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+        fn = DownloadJobFn(cfg, _absolute(jobs_dir), progress_dir and str(progress_dir.resolve()),
+                           LauncherWatch() if cfg.runner == "DirectRunner" else None)
+        with watch("download", n_todo, lambda: _downloaded(progress_dir, todo) if progress_dir else 0,
+                   cfg.progress, unit="url"), beam.Pipeline(options=cfg.beam_options()) as p:
+            p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle() | "Download" >> beam.ParDo(fn)
+    return [storage.read_json(storage.join(jobs_dir, f"{j}_stats.json")) for j in jobs]
 
 
 def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
@@ -189,7 +364,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         raise FileNotFoundError(f"no curated parts in {cfg.curated_path or curated.path}")
     base = cfg.output_path or str(out_stage.path)
     if storage.is_remote(base):
-        claim_remote_output(base, asdict(cfg), out_stage.forced)
+        claim_remote_output(base, asdict(cfg), out_stage.forced, runtime_fields(ShardsConfig))
     jobs_dir, final = storage.join(base, "jobs"), storage.join(base, "final")
     progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
     clock = time.monotonic()
@@ -202,22 +377,14 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
 
     jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
     lap("split_jobs")
-    todo = [j for j in jobs if not storage.exists(storage.join(jobs_dir, f"{j}_stats.json"))]
-    print(f"shards: {len(jobs)} download jobs, {len(todo)} to run")
-    if todo:
-        n_todo = count_rows([storage.join(jobs_dir, "_inputs", f"{j}.parquet") for j in todo])
-        if progress_dir is not None:
-            shutil.rmtree(progress_dir, ignore_errors=True)
-        with watch("download", n_todo, lambda: _downloaded(progress_dir, todo) if progress_dir else 0,
-                   cfg.progress, unit="url"), beam.Pipeline(options=cfg.beam_options()) as p:
-            (p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle()
-             | "Download" >> beam.ParDo(DownloadJobFn(cfg, _absolute(jobs_dir), progress_dir and str(progress_dir.resolve()))))
+    job_stats = download_jobs(cfg, jobs_dir, jobs, progress_dir)
     lap("download")
-    job_stats = [storage.read_json(storage.join(jobs_dir, f"{j}_stats.json")) for j in jobs]
     tally = Tally("curated pairs", n_in=count_rows(curated_parts))
     for js in job_stats:
         for reason, n in js["dropped"].items():
             tally.drop(reason, n)
+    transient = sum((Counter(js.get("transient", {})) for js in job_stats), Counter())
+    check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
     meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
     if len(items) >= cfg.dedupe_on_beam_from:
@@ -244,6 +411,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     tally.kept = count_rows([storage.join(final, "samples.parquet")])
     stats = tally.as_dict()
     stats["downloaded"] = len(meta)
+    stats["transient"] = dict(sorted(transient.items()))  # part of dropped: failed in every pass of this run
     stats["eval_images_indexed"] = len(index)
     stats["shards"] = manifest["totals"]
     stats["phase_seconds"] = seconds

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pytest
@@ -40,7 +39,12 @@ def _bomb() -> bytes:
 
 
 class ImageHandler(BaseHTTPRequestHandler):
-    """``/good/N.jpg``, ``/corrupt.jpg``, ``/bomb.png``, ``/page.jpg`` (HTML), ``/slow.jpg``, ``/stall.jpg``, ``/busy.jpg``."""
+    """``/good/N.jpg``, ``/corrupt.jpg``, ``/bomb.png``, ``/page.jpg`` (HTML), ``/slow.jpg``, ``/stall.jpg``, ``/busy.jpg``,
+    X-Robots-Tag opt-outs, ``/to?u=URL`` (a redirect), ``/flaky/N.jpg`` (503 twice, then the image), ``/error/N.jpg`` (500),
+    and ``/robots.txt`` as the server's ``robots`` says (None: 404; bytes: that file; an int: that status).
+
+    Every request is logged on the server (``log``: (time, path)).
+    """
 
     protocol_version = "HTTP/1.1"
     bomb = _bomb()
@@ -50,6 +54,23 @@ class ImageHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         path = self.path
+        with self.server.lock:
+            self.server.log.append((time.time(), path))
+            self.server.hits[path] += 1
+            hits = self.server.hits[path]
+        if path == "/robots.txt":
+            robots = self.server.robots
+            if robots is None or isinstance(robots, int):
+                return self._reply(robots or 404, b"", "text/plain")
+            return self._reply(200, robots, "text/plain")
+        if path.startswith("/to?u="):
+            return self._reply(302, b"", "text/plain", {"Location": unquote(path[len("/to?u="):])})
+        if path.startswith("/flaky/"):
+            if hits <= 2:
+                return self._reply(503, b"busy", "text/plain", {"Retry-After": "0"})
+            return self._reply(200, _image(500 + int(path.split("/")[2].split(".")[0])), "image/jpeg")
+        if path.startswith("/error/"):
+            return self._reply(500, b"oops", "text/plain")
         if path.startswith("/good/"):
             n = int(path.split("/")[2].split(".")[0])
             return self._reply(200, _image(n), "image/jpeg")
@@ -83,6 +104,12 @@ class ImageHandler(BaseHTTPRequestHandler):
             return self._reply(429, b"slow down", "text/plain", {"Retry-After": "0"})
         if path == "/noai.jpg":
             return self._reply(200, _image(3), "image/jpeg", {"X-Robots-Tag": "noimageai"})
+        if path == "/noindex.jpg":  # img2dataset drops noimageindex by default too
+            return self._reply(200, _image(4), "image/jpeg", {"X-Robots-Tag": "noimageindex"})
+        if path == "/agent-noai.jpg":  # scoped to our agent
+            return self._reply(200, _image(5), "image/jpeg", {"X-Robots-Tag": "webclip: noai"})
+        if path == "/otherbot.jpg":  # scoped to another agent: not for us
+            return self._reply(200, _image(706), "image/jpeg", {"X-Robots-Tag": "otherbot: noimageindex, noai"})
         return self._reply(404, b"missing", "text/plain")
 
     def _reply(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
@@ -95,10 +122,17 @@ class ImageHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def serve(host: str) -> tuple[ThreadingHTTPServer, str]:
-    """A hostile image server on ``host`` (any 127.x address) and a free port."""
-    server = ThreadingHTTPServer((host, free_port()), ImageHandler)
-    server.daemon_threads = True
+class ImageServer(ThreadingHTTPServer):
+    """The hostile server, rebindable to the port of one that was shut down (a host that comes back)."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def serve(host: str, robots: bytes | int | None = None, port: int | None = None) -> tuple[ThreadingHTTPServer, str]:
+    """A hostile image server on ``host`` (any 127.x address) and a free port (or ``port``)."""
+    server = ImageServer((host, port or free_port()), ImageHandler)
+    server.robots, server.lock, server.log, server.hits = robots, threading.Lock(), [], Counter()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
 
@@ -118,7 +152,8 @@ def curated_run(run: Path, urls: list[str]) -> None:
 def shards_config(tmp: Path, **over) -> Path:
     cfg = {"shards": {"image_size": 32, "allow_private": ["127.0.0.0/8"], "per_host_delay": 0.0, "timeout": 1.0,
                       "retries": 1, "threads": 8, "samples_per_job": 40, "shard_size": 20, "val_fraction": 0.1,
-                      "progress": False, "decontaminate": [], "respect_robots": False, "min_image_size": 16, **over}}
+                      "progress": False, "decontaminate": [], "respect_robots": False, "min_image_size": 16,
+                      "transient_retry_delay": 0.2, **over}}
     p = tmp / f"shards{len(list(tmp.glob('shards*.json')))}.json"
     p.write_text(json.dumps(cfg))
     return p
@@ -139,8 +174,11 @@ def test_every_hostile_response_is_dropped_with_its_reason(hostile, tmp_path) ->
     bad = {"corrupt.jpg": "download/corrupt_image", "truncated.jpg": "download/corrupt_image",
            "bomb.png": "download/bomb", "page.jpg": "download/not_image", "missing.jpg": "download/http_404",
            "slow.jpg": "download/timeout", "stall.jpg": "download/timeout", "busy.jpg": "download/http_429",
-           "noai.jpg": "download/opt_out", "tiny.png": "download/too_small"}
-    urls = [f"{hostile}/good/{i}.jpg" for i in range(30)] + [f"{hostile}/{name}" for name in bad]
+           "error/1.jpg": "download/http_500", "noai.jpg": "download/opt_out", "noindex.jpg": "download/opt_out",
+           "agent-noai.jpg": "download/opt_out", "tiny.png": "download/too_small"}
+    transient = {"download/timeout": 2, "download/http_429": 1, "download/http_500": 1}
+    good = [f"{hostile}/good/{i}.jpg" for i in range(30)] + [f"{hostile}/otherbot.jpg", f"{hostile}/flaky/1.jpg"]
+    urls = good + [f"{hostile}/{name}" for name in bad]
     run = tmp_path / "run"
     curated_run(run, urls)
     r = webclip("shards", "--run", str(run), "--config", str(shards_config(tmp_path)))
@@ -150,54 +188,21 @@ def test_every_hostile_response_is_dropped_with_its_reason(hostile, tmp_path) ->
     for reason in bad.values():
         expected[reason] = expected.get(reason, 0) + 1
     assert stats["dropped"] == expected
-    assert stats["in"] == 40 and stats["kept"] == 30
+    assert stats["in"] == len(urls) and stats["kept"] == len(good)
+    # Transient drops were retried in a second pass (the flaky image came back) and the rest are recorded as
+    # transient, below the stage's threshold: the stage finished, the job stays open for a rerun.
+    assert stats["transient"] == transient
+    [job] = [json.loads(p.read_text()) for p in (run / "shards" / "jobs").glob("*_stats.json")]
+    assert job["transient"] == transient and len(job["retry"]) == sum(transient.values())
     import webdataset as wds
 
     manifest = json.loads((run / "shards" / "final" / "manifest.json").read_text())
     tars = [str(run / "shards" / "final" / s["name"]) for s in manifest["train"] + manifest["val"]]
     samples = list(wds.WebDataset(tars, shardshuffle=False))
-    assert len(samples) == 30 and all({"jpg", "txt", "json"} <= set(s) for s in samples)
+    assert len(samples) == len(good) and all({"jpg", "txt", "json"} <= set(s) for s in samples)
     keys = [s["__key__"] for s in samples]
-    assert len(set(keys)) == 30
+    assert len(set(keys)) == len(good)
     assert json.loads((run / "shards" / "final" / "sizes.json").read_text()) == {s["name"]: s["samples"] for s in manifest["train"] + manifest["val"]}
-
-
-def test_killed_run_resumes_without_loss_or_duplicates_and_byte_identical(tmp_path) -> None:
-    servers = [serve(f"127.0.0.{i}") for i in (1, 2, 3, 4)]
-    try:
-        urls = [f"{base}/good/{h * 100 + i}.jpg" for h, (_, base) in enumerate(servers) for i in range(25)]
-        full, killed = tmp_path / "full", tmp_path / "killed"
-        curated_run(full, urls)
-        curated_run(killed, urls)
-        cfg = shards_config(tmp_path, per_host_delay=0.05, threads=2, samples_per_job=25)
-        assert webclip("shards", "--run", str(full), "--config", str(cfg)).returncode == 0
-        p = subprocess.Popen([sys.executable, "-m", "webclip.cli", "shards", "--run", str(killed), "--config", str(cfg)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        jobs = killed / "shards" / "jobs"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(list(jobs.glob("*_stats.json"))) < 1:
-            time.sleep(0.05)
-        os.killpg(p.pid, signal.SIGKILL)  # the launcher and its Beam worker processes
-        p.wait()
-        done = len(list(jobs.glob("*_stats.json")))
-        assert 1 <= done < 4, done
-        import tarfile
-
-        for tar in jobs.glob("*.tar"):  # only complete tars are ever visible under their final name
-            with tarfile.open(tar) as t:
-                assert len(t.getmembers()) % 3 == 0
-        r = webclip("shards", "--run", str(killed), "--config", str(cfg))
-        assert r.returncode == 0, r.stderr[-3000:]
-
-        def digest(run: Path) -> dict[str, str]:
-            return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run / "shards" / "final").iterdir())}
-
-        assert digest(full) == digest(killed)
-        stats = json.loads((killed / "shards" / "stats.json").read_text())
-        assert stats["kept"] == 100 and stats["in"] == 100
-    finally:
-        for server, _ in servers:
-            server.shutdown()
 
 
 def test_takedown_rewrites_only_affected_tars(tmp_path) -> None:
@@ -227,4 +232,84 @@ def test_takedown_rewrites_only_affected_tars(tmp_path) -> None:
         assert stats["kept"] == 19 and stats["in"] == stats["kept"] + sum(stats["dropped"].values())
     finally:
         for server, _ in servers:
+            server.shutdown()
+
+
+def job_dir(tmp_path: Path, urls: list[str]) -> tuple[str, str]:
+    """One download job's inputs for ``urls``: (jobs folder, job id)."""
+    from webclip.parquet import parts
+    from webclip.shards.jobs import write_job_inputs
+
+    run = tmp_path / "run"
+    curated_run(run, urls)
+    jobs_dir = str(tmp_path / "jobs")
+    [job] = write_job_inputs(parts(run / "curated"), jobs_dir, len(urls))
+    return jobs_dir, job
+
+
+def in_process(**over):  # noqa: ANN201
+    """A small-image ShardsConfig for loopback servers, with what run_job needs."""
+    from webclip.fetch import Fetcher
+    from webclip.robots import RobotsCache
+    from webclip.shards.config import ShardsConfig
+    from webclip.shards.download import make_resizer
+
+    cfg = ShardsConfig(**{"image_size": 32, "min_image_size": 16, "allow_private": ["127.0.0.0/8"], "per_host_delay": 0.0,
+                          "timeout": 1.0, "retries": 1, "threads": 4, "transient_retry_delay": 0.2, **over})
+    fetcher = Fetcher(cfg.fetch_config())
+    robots = RobotsCache(fetcher, cfg.robots_agent, retry_interval=cfg.transient_retry_delay) if cfg.respect_robots else None
+    return cfg, fetcher, robots, make_resizer(cfg)
+
+
+def job_stats(jobs_dir: str, job: str) -> dict:
+    return json.loads((Path(jobs_dir) / f"{job}_stats.json").read_text())
+
+
+def test_an_exception_on_one_pair_is_a_counted_drop_and_the_job_goes_on(hostile, tmp_path, caplog) -> None:
+    from webclip.shards.run import run_job
+
+    urls = [f"{hostile}/good/{i}.jpg" for i in range(900, 906)]
+    jobs_dir, job = job_dir(tmp_path, urls)
+    cfg, fetcher, robots, real = in_process(respect_robots=False)
+    poison = _image(903)
+
+    def resizer(stream: io.BytesIO):  # noqa: ANN202 -- stands in for a genuine bug: the resizer raising on one image
+        if stream.getvalue() == poison:
+            raise RuntimeError("resizer bug")
+        return real(stream)
+
+    with caplog.at_level("ERROR", logger="webclip.shards"):
+        run_job(job, jobs_dir, cfg, fetcher, robots, resizer)
+    stats = job_stats(jobs_dir, job)
+    assert stats["kept"] == 5 and stats["dropped"] == {"download/error": 1} and stats["retry"] == []
+    [record] = [r for r in caplog.records if "download/error" in r.getMessage()]
+    text = record.getMessage()
+    assert urls[3] in text and "RuntimeError: resizer bug" in text and "Traceback" in text
+    uid = candidate_uid(urls[3], "a test picture number 3")
+    assert uid in text
+    [example] = stats["errors"]  # the first few also kept with the job, whatever the runner does with logs
+    assert example["uid"] == uid and urls[3] in example["error"] and "RuntimeError: resizer bug" in example["error"]
+
+
+def test_robots_of_redirect_targets_and_unreachable_robots_are_transient(tmp_path) -> None:
+    from webclip.shards.run import run_job
+
+    open_, closed = serve("127.0.0.21"), serve("127.0.0.22", robots=b"User-agent: *\nDisallow: /good/\n")
+    down = serve("127.0.0.23", robots=503)
+    try:
+        (_, a), (_, b), (down_server, c) = open_, closed, down
+        urls = [f"{a}/to?u={quote(f'{b}/good/1.jpg')}", f"{a}/to?u={quote(f'{a}/good/2.jpg')}", f"{b}/good/3.jpg",
+                f"{c}/good/4.jpg", f"{a}/good/5.jpg"]
+        jobs_dir, job = job_dir(tmp_path, urls)
+        run_job(job, jobs_dir, *in_process(respect_robots=True))
+        stats = job_stats(jobs_dir, job)
+        assert stats["kept"] == 2
+        assert stats["dropped"] == {"download/robots_disallowed": 2, "download/robots_unreachable": 1}
+        assert stats["transient"] == {"download/robots_unreachable": 1}
+        assert stats["retry"] == [candidate_uid(urls[3], "a test picture number 3")]
+        # RFC 9309's "assume disallow" holds for one attempt: robots.txt was asked again in the second pass.
+        assert down_server.hits["/robots.txt"] >= 2 and down_server.hits["/good/4.jpg"] == 0
+        assert closed[0].hits["/good/1.jpg"] == 0 and closed[0].hits["/good/3.jpg"] == 0
+    finally:
+        for server, _ in (open_, closed, down):
             server.shutdown()
