@@ -33,7 +33,8 @@ class RawServer:
     """Accepts on ``host``:random port; answers each request with its path's ``Reply`` (else 200 "ok"), then closes."""
 
     def __init__(self, host: str = "127.0.0.1"):
-        self.listener = socket.create_server((host, 0), backlog=128)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.create_server((host, 0), family=family, backlog=128)
         self.host = host
         self.port = self.listener.getsockname()[1]
         self.routes: dict[str, Reply] = {}
@@ -44,7 +45,7 @@ class RawServer:
     @property
     def base(self) -> str:
         """``http://host:port``."""
-        return f"http://{self.host}:{self.port}"
+        return f"http://[{self.host}]:{self.port}" if ":" in self.host else f"http://{self.host}:{self.port}"
 
     def hits(self, path: str) -> int:
         """How many requests for ``path`` arrived."""

@@ -120,7 +120,8 @@ def xrobots_forbids(header_value: str | None, tokens: Iterable[str] = IMAGE_OPT_
 
     Grammar (Google's X-Robots-Tag, as img2dataset reads it): header lines (joined by "\\n") of comma-separated
     directives; ``name: directives`` scopes the rest of that line to user agent ``name`` (case-insensitive)
-    unless ``name`` is a valued directive such as ``max-snippet``; unscoped directives apply to every agent.
+    unless ``name`` is a valued directive such as ``max-snippet``; unscoped (or ``*:``) directives apply to
+    every agent. Returns the matching directive, lowercased (``noimageindex``), for the caller's drop reason.
     """
     if not header_value:
         return None

@@ -109,6 +109,22 @@ def _fetcher(*allow: str, **kw) -> Fetcher:
     return Fetcher(FetchConfig(**{"allow_private": list(allow), "per_host_delay": 0.0, "retries": 0, **kw}))
 
 
+def test_ipv6_literals_and_answers_connect_over_ipv6(monkeypatch) -> None:
+    try:
+        v6 = RawServer("::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    attempts = loopback_only(monkeypatch)
+    monkeypatch.setattr("socket.getaddrinfo", FakeDNS(["::1"]))
+    try:
+        assert _fetcher(f"[::1]:{v6.port}").get(f"{v6.base}/six").body == b"ok"
+        assert _fetcher(f"[::1]:{v6.port}").get(f"http://six.test:{v6.port}/six").body == b"ok"
+        assert [s.headers["host"] for s in v6.seen] == [f"[::1]:{v6.port}", f"six.test:{v6.port}"]
+        assert attempts == [("::1", v6.port), ("::1", v6.port)]
+    finally:
+        v6.close()
+
+
 def test_rebinding_allowed_answer_then_other_one_connects_only_to_the_checked_address(server, monkeypatch) -> None:
     attempts = loopback_only(monkeypatch)
     dns = FakeDNS(["127.0.0.1"], ["10.0.0.1"])
