@@ -18,9 +18,10 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from bench.soak import soak
+from bench.soak import YIELDING_PAGES, soak
 from webclip.sampleweb.hostile import (
     IMAGE_WEIGHTS,
+    NO_PAGES_HOSTS,
     PAGE_WEIGHTS,
     SPECIAL_HOSTS,
     HostileWeb,
@@ -176,3 +177,13 @@ def test_soak_leaks_nothing(small_soak: dict):
     assert small_soak["candidates"]["leaks"] == {}
     assert small_soak["samples"]["leaks"] == {}
     assert small_soak["samples"]["rows"] > 0
+
+
+@pytest.mark.slow
+def test_soak_keeps_what_is_allowed(small_soak: dict):
+    """Pages with odd markup or encoding, lazy images or another agent's directives still give candidates."""
+    web = HostileWeb(SMALL, 0)
+    present = {web.page_kind(h, n) for h in web.hosts if h.kind not in NO_PAGES_HOSTS for n in range(h.pages)}
+    expected = present & set(YIELDING_PAGES)
+    missing = expected & set(small_soak["candidates"]["page_kinds_without_candidates"])
+    assert expected and not missing, f"no candidates from pages of kind {sorted(missing)}"
