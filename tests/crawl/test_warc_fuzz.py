@@ -150,3 +150,65 @@ def test_fuzz_mutated_plain_and_whole_file_gzip_archives(name, gzip_whole, cuts,
     whole = rows(path)
     assert rows(path) == whole
     split_reads_agree(path, whole, 1000)
+
+
+KNOWN = {"warc/not_http", "warc/not_html", "warc/bad_content_encoding", "warc/too_large", "warc/truncated_record",
+         "warc/parse_error", "warc/corrupt_member", "wat/bad_json", "wat/truncated_record"}
+HTML = b"<html><head><base href='/b/'></head><body><img src='a.jpg' alt='A cat'><img src=x.png></body></html>"
+
+
+def chunked(body: bytes) -> bytes:
+    """HTTP chunked transfer encoding of ``body`` in 7-byte chunks."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+
+
+BODIES = st.one_of(st.binary(max_size=300), st.just(HTML), st.just(zlib.compress(HTML)), st.just(chunked(HTML)),
+                   st.builds(lambda b, cut: b[:cut], st.just(__import__("gzip").compress(HTML)), st.integers(0, 120)))
+HEADERS = st.lists(st.tuples(
+    st.sampled_from(["Content-Type", "Content-Encoding", "Transfer-Encoding", "X-Robots-Tag", "X-Other"]),
+    st.one_of(st.sampled_from(["text/html; charset=utf-8", "application/xhtml+xml", "image/png", "gzip", "deflate",
+                               "chunked", "noimageindex", "br", ""]), st.text(max_size=20))), max_size=6)
+
+
+def warc_member(block: bytes, warc_type: str, length: int, extra: str = "") -> bytes:
+    """One gzip member holding one WARC record with ``block`` and a declared ``length``."""
+    head = (f"WARC/1.0\r\nWARC-Type: {warc_type}\r\nWARC-Target-URI: http://example.com/p\r\n{extra}"
+            f"Content-Length: {length}\r\n\r\n").encode()
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return c.compress(head + block + b"\r\n\r\n") + c.flush()
+
+
+@FUZZ
+@given(status=st.one_of(st.integers(-5, 100_000).map(str), st.text(max_size=6)), headers=HEADERS, body=BODIES,
+       lie=st.integers(-20, 20), bare_lf=st.booleans())
+def test_fuzz_generated_http_responses(status, headers, body, lie, bare_lf) -> None:
+    """Generated status lines, headers and bodies (encoded, chunked, cut) inside real WARC records."""
+    sep = "\n" if bare_lf else "\r\n"
+    http = (f"HTTP/1.1 {status} X{sep}" + "".join(f"{k}: {v}{sep}" for k, v in headers) + sep).encode(
+        "utf-8", "replace") + body
+    member = warc_member(http, "response", max(0, len(http) + lie), "Content-Type: application/http\r\n")
+    for drop in {r[0] for r in rows(member * 2)} - {None}:
+        assert drop in KNOWN or (drop.startswith("warc/http_") and 100 <= int(drop[10:]) <= 599), drop
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.sampled_from(["Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata",
+                                         "Links", "url", "alt", "path", "Head", "Base", "WARC-Header-Metadata",
+                                         "WARC-Target-URI", "x"]), inner, max_size=4), max_leaves=25)
+
+
+@FUZZ
+@given(doc=JSON, img=st.booleans())
+def test_fuzz_generated_wat_metadata(doc, img) -> None:
+    """WAT JSON of any shape: a page, no page, or wat/bad_json, never an error."""
+    import json
+
+    if img:  # one well-placed image link inside whatever else was generated
+        doc = {"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {
+            "Links": [{"path": "IMG@/src", "url": "/i.jpg", "alt": "a dog"}, doc]}}}}}
+    payload = json.dumps(doc).encode()
+    out = rows(warc_member(payload, "metadata", len(payload), "Content-Type: application/json\r\n"))
+    assert all(r[0] is None or r[0] in KNOWN for r in out), out
+    if img:
+        assert out and out[0][0] is None and out[0][3] >= 1
