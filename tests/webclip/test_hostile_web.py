@@ -80,7 +80,7 @@ def test_answers_are_a_function_of_seed_host_and_path():
 
 def test_full_size_web_has_every_kind_and_enough_urls():
     """The full soak's web holds every page kind, image kind and host kind, and at least 50,000 pages."""
-    web = HostileWeb(HostileWebConfig(hosts=64, pages_per_host=1000, images_per_page=2), 9000)
+    web = HostileWeb(HostileWebConfig(), 9000)  # the full soak's web
     assert {h.kind for h in web.hosts} == {"good", *SPECIAL_HOSTS}
     pages = Counter(web.page_kind(h, n) for h in web.hosts for n in range(h.pages))
     images = Counter(url_kind(web.image_path(h, n, k))[1] for h in web.hosts for n in range(h.pages) for k in range(2))

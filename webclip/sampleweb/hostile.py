@@ -44,9 +44,9 @@ class HostileWebConfig:
 
     seed: int = 0
     hosts: int = 64
-    pages_per_host: int = 800  # on each well-behaved host
+    pages_per_host: int = 1000  # on each well-behaved host (the defaults make the full soak: 52,100 pages)
     small_host_pages: int = 3  # on each host whose robots.txt or sitemap is the hostile part
-    images_per_page: int = 3
+    images_per_page: int = 2
     fanout: int = 10  # tree links per page (keeps every page within a few hops of its index)
     first_address: str = "127.0.1.1"
     slow_seconds: float = 4.0  # well past any client deadline the soak uses
