@@ -724,7 +724,7 @@ def route_page(web: HostileWeb, host: Host, parts: list[str]) -> Reply | None:
         return None
     kind = parts[2]
     if kind in RESPONSES:
-        return RESPONSES[kind](web, host, "p", str(n), lambda: page_reply(web, host, n, "good"))
+        return RESPONSES[kind](web, host, "p", f"{n}.html", lambda: page_reply(web, host, n, "good"))
     return page_reply(web, host, n, kind)
 
 
