@@ -177,9 +177,13 @@ def _fit_to_deadline(sock: socket.socket) -> None:
 
 
 class _DeadlineSocket(socket.socket):
-    """A TCP socket whose every receive waits no longer than the current request's total deadline."""
+    """A TCP socket whose every send and receive waits no longer than the current request's total deadline."""
 
     __slots__ = ()
+
+    def sendall(self, *args: Any, **kw: Any) -> None:
+        _fit_to_deadline(self)
+        super().sendall(*args, **kw)
 
     def recv_into(self, *args: Any, **kw: Any) -> int:
         _fit_to_deadline(self)
@@ -196,6 +200,10 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
     def do_handshake(self, *args: Any, **kw: Any) -> None:
         _fit_to_deadline(self)  # CPython bounds the whole handshake by the socket timeout
         super().do_handshake(*args, **kw)
+
+    def sendall(self, *args: Any, **kw: Any) -> None:
+        _fit_to_deadline(self)
+        super().sendall(*args, **kw)
 
     def recv_into(self, *args: Any, **kw: Any) -> int:
         _fit_to_deadline(self)
@@ -261,6 +269,8 @@ def _merge_headers(raw: Any) -> dict[str, str]:
 def _protocol_reason(e: ProtocolError) -> str:
     """A garbled answer (no status line, endless headers) is bad_response; a dropped connection is not."""
     cause = e.args[1] if len(e.args) > 1 else e.__cause__
+    if isinstance(cause, TimeoutError):  # the deadline passed while the request was still being sent
+        return "timeout"
     if isinstance(cause, http.client.HTTPException) and not isinstance(cause, http.client.RemoteDisconnected):
         return "bad_response"
     return "connection_error"

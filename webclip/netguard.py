@@ -63,6 +63,15 @@ def is_public(text: str) -> bool:
     return all(a.is_global and not any(a in net for net in NON_GLOBAL) for a in unwrap(addr))
 
 
+@functools.lru_cache(maxsize=65536)
+def allowed_by(rules: tuple[AllowRule, ...], host: str, port: int, text: str) -> bool:
+    """Whether an ``--allow-private`` rule lifts the guard for this host, port and address (IPv4-mapped: its IPv4)."""
+    addr = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(r.allows(host, port, addr) for r in rules)
+
+
 class Refused(Exception):
     """A URL the guard will not fetch; ``reason`` is a short drop-reason name."""
 
@@ -127,7 +136,7 @@ class AddressGuard:
     """Parses a URL once, resolves its host once (``resolve``: the hook tests fake) and checks every address."""
 
     def __init__(self, allow: list[str] | tuple[str, ...] = (), resolve: Resolver = system_resolve):
-        self.rules = [AllowRule.parse(a) for a in allow]
+        self.rules = tuple(AllowRule.parse(a) for a in allow)
         self.resolve = resolve
 
     def target(self, url: str) -> Target:
@@ -144,7 +153,7 @@ class AddressGuard:
         port = u.port or (443 if u.scheme == "https" else 80)
         addresses = tuple(self._lookup(host, port))
         for text in addresses:
-            if not self._public(text) and not self._allowed(host, port, text):
+            if not self._public(text) and not allowed_by(self.rules, host, port, text):
                 raise Refused("private_address", f"{host} -> {text}")
         host_header = u.host if u.port is None else f"{u.host}:{u.port}"
         return Target(u.scheme, host, port, host_header, u.request_uri, addresses)
@@ -170,8 +179,3 @@ class AddressGuard:
             return is_public(text)
         except ValueError as e:  # a resolver answering something that is not an address
             raise Refused("dns_error", text) from e
-
-    def _allowed(self, host: str, port: int, text: str) -> bool:
-        addr = ipaddress.ip_address(text.split("%", 1)[0])
-        addr = addr.ipv4_mapped or addr if isinstance(addr, ipaddress.IPv6Address) else addr
-        return any(r.allows(host, port, addr) for r in self.rules)
