@@ -3,7 +3,7 @@
 pages/s, images/s and the stages' resident memory sampled every second.
 
     python -m bench.soak                      # the full soak: 64 hosts, >= 50,000 pages plus their images
-    python -m bench.soak --hosts 16 --pages-per-host 300 --images-per-page 2 --out runs/soak-small
+    python -m bench.soak --hosts 16 --pages-per-host 150 --bomb-mib 64 --out runs/soak-small   # ~1,600 URLs, ~80 s
 """
 
 from __future__ import annotations

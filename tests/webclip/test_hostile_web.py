@@ -30,7 +30,7 @@ from webclip.sampleweb.hostile import (
     url_kind,
 )
 
-SMALL = HostileWebConfig(seed=3, hosts=14, pages_per_host=250, images_per_page=2, bomb_mib=32)
+SMALL = HostileWebConfig(seed=3, hosts=14, pages_per_host=250, images_per_page=2, bomb_mib=64)  # past the 50 MiB sitemap cap
 ATTR_URL = re.compile(r'(?:href|src|data-src)="([^"]*)"')
 ANY_AUTHORITY = re.compile(rb"(?:https?:)?//([^/\"'\s<>?#]*)", re.IGNORECASE)
 
