@@ -7,7 +7,7 @@ CONFIG ?= configs/demo.json
 STAMP  := $(VENV)/.installed
 WEBCLIP := $(BIN)/webclip
 
-.PHONY: install demo ablation crawl curate shards train eval queries bench test fuzz lint clean
+.PHONY: install demo ablation crawl curate shards train eval queries bench test fuzz soak lint clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ bench: install
 # pytest exits 5 when it collects no test: a layout mistake, never a pass.
 test: install
 	$(BIN)/python -m pytest --durations=15 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+
+# Soak: crawl + curate + shards over a generated hostile web (64 loopback hosts, 52,100 pages; tens of minutes).
+soak: install
+	$(BIN)/python -m bench.soak --out $(or $(SOAK_OUT),runs/soak)
 
 # The fuzz tests with many more generated examples than make test runs (minutes).
 fuzz: install
