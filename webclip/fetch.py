@@ -397,8 +397,9 @@ class Fetcher:
         headers = {"Host": target.host_header, **self.headers}
         error: str | None = "connection_error"
         for address in target.addresses:
-            pool = self.pool.connection_from_host(address, target.port, target.scheme, pool_kwargs=tls_name)
             try:
+                host = f"[{address}]" if ":" in address else address  # urllib3 reads a zoned IPv6 only bracketed
+                pool = self.pool.connection_from_host(host, target.port, target.scheme, pool_kwargs=tls_name)
                 return pool.urlopen("GET", target.path, headers=headers, preload_content=False, decode_content=True,
                                     redirect=False, retries=False, assert_same_host=False,
                                     timeout=self.timeouts), None
