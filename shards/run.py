@@ -149,7 +149,8 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
 
     Transient drops are retried in later passes; those still transient are listed in the stats
     (``transient``, ``retry``) and the job stays unfinished: a rerun keeps its samples and final drops
-    and fetches only the ``retry`` pairs again. ``before_commit`` runs right before anything is written.
+    and fetches only the ``retry`` pairs again. ``before_commit`` runs before the outputs and again before
+    the ``_stats.json`` marker (a worker whose launcher died ends there).
     """
     stats_path = storage.join(jobs_dir, f"{job}_stats.json")
     earlier = storage.read_json(stats_path) if storage.exists(stats_path) else None
@@ -175,10 +176,11 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
              "errors": [{"uid": r.uid, "error": r.error} for r in results if r.error][:3],  # examples of download/error
              "seconds": round(time.monotonic() - started + (earlier or {}).get("seconds", 0), 3)}
     check_identity(stats)
-    if before_commit is not None:
-        before_commit()
+    commit = before_commit or (lambda: None)
+    commit()
     storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(kept))
     write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in kept], SAMPLE_SCHEMA)
+    commit()  # once more right before the marker: the tar and Parquet alone never make a job done
     storage.write_json(stats_path, stats)
     return job
 
