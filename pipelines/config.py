@@ -10,7 +10,8 @@ from webclip.pipelines.langid import DEFAULT_DETECTOR, DETECTORS
 
 LANG_DETECTORS = tuple(DETECTORS)
 
-MATCH_MODES = ("word", "substring")
+MATCH_MODES = ("word", "substring", "metaclip")  # what each does: pipelines/match.py
+BALANCE_BY = ("entry", "entry_lang")
 MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 
 
@@ -28,9 +29,14 @@ class CurateConfig(BeamRunner):
     languages: list[str] = field(default_factory=lambda: ["en"])
     lang_detector: str = DEFAULT_DETECTOR  # see bench/langid.py for the measured table
     match_mode: str = "word"
+    # word mode only, both sides of the match; defaults chosen on tests/pipelines/data/match_traps.jsonl
+    match_inflections: bool = True  # cats, cat's, puppies -> cat, puppy (and Korean particles)
+    match_accents: bool = True  # an entry without accents also finds accented text (cafe -> café)
     matcher: str = "ahocorasick_rs"  # measured in bench/match.py; pyahocorasick gives the same ids
     balance_t: int = 20_000
     balance_fraction: float | None = None  # if set, t = fraction * matched pairs (at least 1)
+    balance_by: str = "entry"  # "entry": counts pooled over languages; "entry_lang": per (language, entry)
+    balance_anchor_lang: str = "en"  # entry_lang: this language gets balance_t, others the same tail share
     seed: int = 0
     num_parts: int = 4
     progress: bool = True
@@ -45,6 +51,8 @@ class CurateConfig(BeamRunner):
             raise ValueError(f"matcher must be one of {MATCHERS}")
         if self.match_mode not in MATCH_MODES:
             raise ValueError(f"match_mode must be one of {MATCH_MODES}")
+        if self.balance_by not in BALANCE_BY:
+            raise ValueError(f"balance_by must be one of {BALANCE_BY}")
         if self.balance_fraction is not None and not 0 < self.balance_fraction <= 1:
             raise ValueError("balance_fraction must be in (0, 1]")
         if self.num_parts < 1:

@@ -20,11 +20,11 @@ from webclip.beamio import (
 )
 from webclip.dedupe.urls import image_url_key
 from webclip.parquet import table_bytes
-from webclip.pipelines.balance import keep, keep_probability, threshold
+from webclip.pipelines.balance import balance_group, group_thresholds, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.filters import filter_reason
 from webclip.pipelines.langid import best_language, get_detector
-from webclip.pipelines.match import load_queries, match_ids, shared_automaton
+from webclip.pipelines.match import key_report, load_queries, match_ids, shared_automaton
 from webclip.pipelines.normalise import normalise_caption
 from webclip.progress import watch
 from webclip.runfolder import StageDir, stage
@@ -100,17 +100,18 @@ class Dedupe(beam.PTransform):
 class MatchFn(CountingDoFn):
     """Attach ``entry_ids``; the automaton is built once per worker process."""
 
-    def __init__(self, queries_path: str, mode: str, backend: str):
+    def __init__(self, queries_path: str, cfg: CurateConfig):
         super().__init__()
         self.queries_path = queries_path
-        self.mode = mode
-        self.backend = backend
+        self.cfg = cfg
 
     def setup(self) -> None:
-        self.auto = shared_automaton(self.queries_path, self.mode, self.backend)
+        cfg = self.cfg
+        self.auto = shared_automaton(self.queries_path, cfg.match_mode, cfg.matcher, cfg.match_inflections,
+                                     cfg.match_accents)
 
     def process(self, row: dict[str, Any]):
-        ids = match_ids(self.auto, row["caption"], self.mode)
+        ids = match_ids(self.auto, row["caption"])
         if not ids:
             self.drop("match/no_query")
             return
@@ -118,19 +119,35 @@ class MatchFn(CountingDoFn):
 
 
 class BalanceFn(CountingDoFn):
-    """Decide each matched pair by hash: kept with probability 1 - prod(1 - min(1, t / c_q))."""
+    """Decide each matched pair by hash: kept with probability 1 - prod(1 - min(1, t_g / c_gq)).
+
+    ``g`` is the pair's counting group: its language under ``balance_by="entry_lang"``, else one pooled group.
+    """
 
     def __init__(self, cfg: CurateConfig):
         super().__init__()
         self.cfg = cfg
 
-    def process(self, row: dict[str, Any], counts: dict[int, int], total: int):
-        t = threshold(total, self.cfg.balance_t, self.cfg.balance_fraction)
-        p = keep_probability(row["entry_ids"], counts, t)
+    def process(self, row: dict[str, Any], counts: dict[tuple[str, int], int], thresholds: dict[str, float]):
+        group = balance_group(row.get("lang"), self.cfg.balance_by)
+        p = keep_probability([(group, q) for q in row["entry_ids"]], counts, thresholds[group])
         kept = keep(row["uid"], self.cfg.seed, p)
         if not kept:
             self.drop("balance/over_cap")
         yield {**row, "keep_prob": p, "kept": kept}
+
+
+def thresholds_of(counts: list[tuple[tuple[str, int], int]], pairs: dict[str, int], cfg: CurateConfig) -> dict[str, float]:
+    """Each counting group's cap (see ``balance.group_thresholds``)."""
+    return group_thresholds(dict(counts), pairs, cfg.balance_t, cfg.balance_fraction, cfg.balance_anchor_lang)
+
+
+def write_thresholds(thresholds: dict[str, float], path: str) -> dict[str, float]:
+    """``balance_thresholds.json``: the cap used for each counting group (read into stats.json)."""
+    import json
+
+    write_atomically(path, json.dumps(thresholds, sort_keys=True).encode())
+    return thresholds
 
 
 def write_query_counts(kv_lists: list[tuple[int, dict[str, list[int]]]], path: str, queries_path: str) -> None:
@@ -146,6 +163,29 @@ def write_query_counts(kv_lists: list[tuple[int, dict[str, list[int]]]], path: s
     write_atomically(path, table_bytes(table))
 
 
+class Balance(beam.PTransform):
+    """Matched rows -> rows with ``keep_prob`` and ``kept``: counts per (group, entry), a cap per group written
+    to ``<out>/balance_thresholds.json``, then a hash-decided keep per row."""
+
+    def __init__(self, cfg: CurateConfig, out: str):
+        super().__init__()
+        self.cfg, self.out = cfg, out
+
+    def expand(self, rows):
+        cfg, by = self.cfg, self.cfg.balance_by
+        per_group = (rows | "GroupEntryOnes" >> beam.FlatMap(
+                         lambda r: [((balance_group(r.get("lang"), by), q), 1) for q in r["entry_ids"]])
+                     | "CountPerGroupEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
+        pairs = (rows | "GroupOnes" >> beam.Map(lambda r: (balance_group(r.get("lang"), by), 1))
+                 | "CountPerGroup" >> beam.CombinePerKey(sum))
+        thresholds = (per_group | "AllGroupCounts" >> beam.combiners.ToList()
+                      | "Thresholds" >> beam.Map(thresholds_of, beam.pvalue.AsDict(pairs), cfg)
+                      | "WriteThresholds" >> beam.Map(write_thresholds,
+                                                      FileSystems.join(self.out, "balance_thresholds.json")))
+        return rows | "Decide" >> beam.ParDo(BalanceFn(cfg), counts=beam.pvalue.AsDict(per_group),
+                                             thresholds=beam.pvalue.AsSingleton(thresholds))
+
+
 class Curate(beam.PTransform):
     """Candidates -> curated pairs, pool and per-entry counts, written under ``out``."""
 
@@ -157,15 +197,13 @@ class Curate(beam.PTransform):
         cfg = self.cfg
         rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> beam.ParDo(FilterFn(cfg))
                 | "Dedupe" >> Dedupe() | "Language" >> beam.ParDo(LanguageFn(cfg))
-                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg.match_mode, cfg.matcher)))
-        per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
-                     | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
-        total = rows | "CountMatched" >> beam.combiners.Count.Globally()
-        decided = rows | "Balance" >> beam.ParDo(BalanceFn(cfg), counts=beam.pvalue.AsDict(per_entry),
-                                                 total=beam.pvalue.AsSingleton(total))
+                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg)))
+        decided = rows | "Balance" >> Balance(cfg, self.out)
         kept = decided | "Kept" >> beam.Filter(lambda r: r["kept"])
         kept | "WriteCurated" >> WriteParts(self.out, "curated", cfg.num_parts)
         decided | "WritePool" >> WriteParts(FileSystems.join(self.out, "pool"), "pool", cfg.num_parts)
+        per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
+                     | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
         after = (kept | "EntryOnesAfter" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
                  | "CountAfter" >> beam.CombinePerKey(sum))
         path, qpath = FileSystems.join(self.out, "query_counts.parquet"), self.queries_path
@@ -199,6 +237,16 @@ def resolve_queries(cfg: CurateConfig, run: Path) -> str:
     raise FileNotFoundError(f"query list not found: {cfg.queries} (looked in {run} and the working directory)")
 
 
+def read_thresholds(path: str) -> dict[str, float]:
+    """The caps written by the pipeline ({} when nothing was matched)."""
+    import json
+
+    if not FileSystems.exists(path):
+        return {}
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode())
+
+
 def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     """Run the curation pipeline on ``<run>/candidates`` and finish ``<run>/curated``."""
     if cfg.candidates_path is None:
@@ -223,7 +271,10 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
     stats = tally.as_dict()
     stats["matched"] = count_rows_any(list_parts(FileSystems.join(out, "pool")))
     stats["output"] = out
-    stats["queries"] = len(load_queries(queries_path))
+    entries = load_queries(queries_path)
+    stats["queries"] = len(entries)
+    stats["match"] = {"mode": cfg.match_mode, **key_report(entries, cfg.match_mode, cfg.match_inflections)}
+    stats["balance_thresholds"] = read_thresholds(FileSystems.join(out, "balance_thresholds.json"))
     check_identity(stats)
     out_stage.finish(stats)
     return stats

@@ -1,25 +1,95 @@
-"""Query matching with an Aho-Corasick automaton: word-boundary (default) or MetaCLIP substring."""
+"""Query matching with an Aho-Corasick automaton, in one of three modes that say what they do.
+
+- ``word`` (default): an entry matches where its match key (``normalise.match_key``: Unicode tokens, casefolded)
+  appears as whole tokens in the caption's key. Options, both sides of the match: ``inflections`` folds
+  English plurals and possessives; ``accents`` lets an entry written without accents match accented text
+  (``cafe`` finds ``café``) while an accented entry still needs its accents (``café`` does not find ``cafe``).
+- ``substring``: case-insensitive raw substring (``entry.lower() in caption.lower()``), the CLIP paper's
+  wording ("text containing one of the queries"); ``cat`` is found in ``education``.
+- ``metaclip``: MetaCLIP v1's published rule: the entry padded with one space each side, case-sensitive,
+  found in the text padded with one space each side after `` , . ; : ? ! ` `` are wrapped in spaces and
+  tab, newline and carriage return become spaces.
+
+Entries sharing a key all match together (every id is returned); entries with an empty key can never match.
+Both are counted by ``Automaton.report`` and recorded in the curate stage's stats.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
-from webclip.pipelines.normalise import match_key
+from webclip.pipelines.normalise import entry_match_key, fold_accents, match_key
+
+MODES = ("word", "substring", "metaclip")
+FIRST, SECOND = itemgetter(0), itemgetter(1)
+METACLIP_SPACING = str.maketrans({**{p: f" {p} " for p in ",.;:?!`"}, "\t": " ", "\n": " ", "\r": " "})
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, str, str], Any] = {}
+_cache: dict[tuple, Any] = {}
 
 
-def entry_key(entry: str, mode: str) -> str:
-    """How an entry is stored in the automaton: space-padded match key, or lower-case substring."""
-    return match_key(entry) if mode == "word" else entry.lower()
+def metaclip_spacing(text: str) -> str:
+    """MetaCLIP v1's text side: pad, wrap its seven punctuation marks in spaces, blank tab/newline/CR."""
+    return f" {text} ".translate(METACLIP_SPACING)
 
 
-def text_key(text: str, mode: str) -> str:
-    """How a caption is scanned, consistent with ``entry_key``."""
-    return match_key(text) if mode == "word" else text.lower()
+def word_text_keys(text: str, inflections: bool, accents: bool) -> tuple[str, ...]:
+    """The caption's key, and its accent-folded key when ``accents`` is on and folding changes it."""
+    key = match_key(text, inflections)
+    if accents and not key.isascii():
+        folded = fold_accents(key)
+        if folded != key:
+            return key, folded
+    return (key,)
+
+
+# mode -> (entry key, text keys, is the entry key empty)
+ENTRY_KEY: dict[str, Callable[[str, bool], str]] = {
+    "word": entry_match_key,
+    "substring": lambda e, infl: e.lower(),
+    "metaclip": lambda e, infl: f" {e} ",
+}
+TEXT_KEYS: dict[str, Callable[[str, bool, bool], tuple[str, ...]]] = {
+    "word": word_text_keys,
+    "substring": lambda t, infl, acc: (t.lower(),),
+    "metaclip": lambda t, infl, acc: (metaclip_spacing(t),),
+}
+EMPTY_KEY: dict[str, Callable[[str], bool]] = {
+    "word": lambda k: not k.strip(),
+    "substring": lambda k: not k,
+    "metaclip": lambda k: False,  # MetaCLIP matches even a blank entry ("  ") where the text has two spaces
+}
+
+
+def entry_key(entry: str, mode: str = "word", inflections: bool = False) -> str:
+    """How an entry is stored in the automaton."""
+    return ENTRY_KEY[mode](entry, inflections)
+
+
+def group_keys(entries: list[str], mode: str, inflections: bool) -> tuple[dict[str, list[int]], list[int]]:
+    """Entry ids by key, and the ids whose key is empty."""
+    by_key: dict[str, list[int]] = {}
+    empty: list[int] = []
+    is_empty = EMPTY_KEY[mode]
+    for i, entry in enumerate(entries):
+        key = entry_key(entry, mode, inflections)
+        if is_empty(key):
+            empty.append(i)
+        else:
+            by_key.setdefault(key, []).append(i)
+    return by_key, empty
+
+
+def key_report(entries: list[str], mode: str = "word", inflections: bool = False) -> dict[str, int]:
+    """Entries, distinct keys, entries with an empty key and entries sharing their key (counted in stats.json)."""
+    by_key, empty = group_keys(entries, mode, inflections)
+    shared = sum(len(ids) for ids in by_key.values() if len(ids) > 1)
+    return {"entries": len(entries), "keys": len(by_key), "empty_key": len(empty), "key_collision": shared}
 
 
 class Automaton:
@@ -29,55 +99,79 @@ class Automaton:
     the memory for 500k entries) and ``pyahocorasick``; both give the same ids.
     """
 
-    def __init__(self, entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs"):
-        self.mode = mode
-        by_key: dict[str, list[int]] = {}
-        for i, entry in enumerate(entries):
-            key = entry_key(entry, mode)
-            if key.strip():
-                by_key.setdefault(key, []).append(i)
+    def __init__(self, entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs",
+                 inflections: bool = False, accents: bool = False):
+        if mode not in MODES:
+            raise ValueError(f"unknown match mode {mode!r}; one of {MODES}")
+        self.mode, self.backend, self.inflections, self.accents = mode, backend, inflections, accents
+        by_key, self.empty = group_keys(entries, mode, inflections)
+        self.n_entries = len(entries)
         self.keys = list(by_key)
         self.ids = [tuple(by_key[k]) for k in self.keys]
-        self.backend = backend
-        if not self.keys:
-            self.auto = None
-        elif backend == "ahocorasick_rs":
-            import ahocorasick_rs
-
-            self.auto = ahocorasick_rs.AhoCorasick(self.keys, matchkind=ahocorasick_rs.MatchKind.Standard)
-        elif backend == "pyahocorasick":
-            import ahocorasick
-
-            self.auto = ahocorasick.Automaton()
-            for k, key in enumerate(self.keys):
-                self.auto.add_word(key, k)
-            self.auto.make_automaton()
-        else:
-            raise ValueError(f"unknown matcher backend {backend!r}")
+        self.auto = make_backend(self.keys, backend) if self.keys else None
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def hits(self, key: str) -> list[int]:
-        """Indexes of the keys found in an already keyed text (overlapping)."""
+    def report(self) -> dict[str, int]:
+        """As ``key_report``: entries, keys, empty keys, entries sharing their key."""
+        shared = sum(len(ids) for ids in self.ids if len(ids) > 1)
+        return {"entries": self.n_entries, "keys": len(self.keys), "empty_key": len(self.empty), "key_collision": shared}
+
+    def hits(self, key: str) -> set[int]:
+        """Indexes of the keys found in an already keyed text (overlapping matches)."""
         if self.auto is None:
-            return []
+            return set()
         if self.backend == "ahocorasick_rs":
-            return [k for k, _, _ in self.auto.find_matches_as_indexes(key, overlapping=True)]
-        return [k for _, k in self.auto.iter(key)]
+            return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+        return set(map(SECOND, self.auto.iter(key)))
+
+    def text_keys(self, text: str) -> tuple[str, ...]:
+        """The keys a caption is scanned with."""
+        return TEXT_KEYS[self.mode](text, self.inflections, self.accents)
+
+    def scan(self, text: str) -> set[int]:
+        """Indexes of the keys found in a caption, under each of its ``text_keys`` (inlined for word mode)."""
+        if self.mode != "word":
+            return self.hits(TEXT_KEYS[self.mode](text, False, False)[0])
+        key = match_key(text, self.inflections)
+        found = self.hits(key)
+        if self.accents and not key.isascii():
+            folded = fold_accents(key)
+            if folded != key:
+                found |= self.hits(folded)
+        return found
 
 
-def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs") -> Automaton:
+def make_backend(keys: list[str], backend: str) -> Any:
+    """The Aho-Corasick automaton of ``keys`` in the chosen library; a key's value is its index."""
+    if backend == "ahocorasick_rs":
+        import ahocorasick_rs
+
+        return ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+    if backend == "pyahocorasick":
+        import ahocorasick
+
+        auto = ahocorasick.Automaton()
+        for k, key in enumerate(keys):
+            auto.add_word(key, k)
+        auto.make_automaton()
+        return auto
+    raise ValueError(f"unknown matcher backend {backend!r}")
+
+
+def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs",
+                    inflections: bool = False, accents: bool = False) -> Automaton:
     """The automaton for a query list."""
-    return Automaton(entries, mode, backend)
+    return Automaton(entries, mode, backend, inflections, accents)
 
 
-def match_ids(auto: Automaton, text: str, mode: str = "word") -> list[int]:
+def match_ids(auto: Automaton, text: str) -> list[int]:
     """Sorted ids of every entry found in ``text``."""
-    found: set[int] = set()
-    for k in auto.hits(text_key(text, mode)):
-        found.update(auto.ids[k])
-    return sorted(found)
+    found = auto.scan(text)
+    if len(found) < 2:
+        return list(auto.ids[found.pop()]) if found else []
+    return sorted(chain.from_iterable(map(auto.ids.__getitem__, found)))  # keys' id sets are disjoint
 
 
 def load_queries(path: str) -> list[str]:
@@ -91,10 +185,11 @@ def load_queries(path: str) -> list[str]:
     return entries
 
 
-def shared_automaton(path: str, mode: str, backend: str = "ahocorasick_rs") -> Automaton:
-    """One automaton per (query file, mode, backend) per worker process, built on first use."""
-    key = (path, mode, backend)
+def shared_automaton(path: str, mode: str, backend: str = "ahocorasick_rs", inflections: bool = False,
+                     accents: bool = False) -> Automaton:
+    """One automaton per (query file, mode, options, backend) per worker process, built on first use."""
+    key = (path, mode, backend, inflections, accents)
     with _lock:
         if key not in _cache:
-            _cache[key] = build_automaton(load_queries(path), mode, backend)
+            _cache[key] = build_automaton(load_queries(path), mode, backend, inflections, accents)
         return _cache[key]
