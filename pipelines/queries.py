@@ -176,7 +176,13 @@ def gather_sources(cfg: QueriesConfig) -> dict[str, list[tuple[str, float]]]:
 
 
 def build_list(sources: dict[str, Iterable[tuple[str, float]]], priority: list[str], size: int) -> tuple[list[dict[str, Any]], Counter]:
-    """Merge sources by priority: dedupe by match key, record every source of an entry, cap at ``size``."""
+    """Merge sources by priority into one entry per match key, recording every source, capped at ``size``.
+
+    Nothing goes silently: an entry whose key is empty (only punctuation) is dropped as ``queries/empty_key``;
+    the same entry again is ``queries/duplicate``; a different spelling of a kept entry's key (``Cat`` after
+    ``cat``, ``New_York`` after ``new york``) is ``queries/key_collision`` and listed in the kept entry's
+    ``variants``, since both would match exactly the same captions.
+    """
     by_key: dict[str, dict[str, Any]] = {}
     drops: Counter = Counter()
     for name in [s for s in priority if s in sources]:
@@ -184,17 +190,24 @@ def build_list(sources: dict[str, Iterable[tuple[str, float]]], priority: list[s
             entry = normalise_entry(raw)
             key = match_key(entry)
             if not key.strip():
-                drops["queries/empty"] += 1
+                drops["queries/empty_key"] += 1
                 continue
             if key in by_key:
-                if name not in by_key[key]["sources"]:
-                    by_key[key]["sources"].append(name)
-                drops["queries/duplicate"] += 1
+                kept = by_key[key]
+                if name not in kept["sources"]:
+                    kept["sources"].append(name)
+                if entry == kept["entry"]:
+                    drops["queries/duplicate"] += 1
+                else:
+                    drops["queries/key_collision"] += 1
+                    if entry not in kept["variants"]:
+                        kept["variants"].append(entry)
                 continue
             if len(by_key) >= size:
                 drops["queries/over_budget"] += 1
                 continue
-            by_key[key] = {"entry": entry, "sources": [name], "source": name, "score": float(score)}
+            by_key[key] = {"entry": entry, "match_key": key.strip(), "sources": [name], "source": name,
+                           "score": float(score), "variants": []}
     return list(by_key.values()), drops
 
 
@@ -215,7 +228,9 @@ def run_queries(cfg: QueriesConfig, stage: Any, run: Path) -> dict[str, Any]:
                       "entry": pa.array([e["entry"] for e in entries], pa.string()),
                       "source": pa.array([e["source"] for e in entries], pa.string()),
                       "sources": pa.array([e["sources"] for e in entries], pa.list_(pa.string())),
-                      "score": pa.array([e["score"] for e in entries], pa.float64())})
+                      "score": pa.array([e["score"] for e in entries], pa.float64()),
+                      "match_key": pa.array([e["match_key"] for e in entries], pa.string()),
+                      "variants": pa.array([e["variants"] for e in entries], pa.list_(pa.string()))})
     atomic_write_bytes(stage.path / "queries.parquet", table_bytes(table))
     tally = Tally("source entries", n_in=sum(len(v) for k, v in sources.items() if k in cfg.priority),
                   kept=len(entries))

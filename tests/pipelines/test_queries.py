@@ -37,10 +37,20 @@ def test_priority_dedupe_and_budget() -> None:
     entries, drops = build_list(sources, ["wordnet", "wordfreq"], size=3)
     assert [e["entry"] for e in entries] == ["cat", "New York", "the"]
     assert entries[0]["sources"] == ["wordnet", "wordfreq"]
-    assert drops == {"queries/duplicate": 2}
+    assert [e["variants"] for e in entries] == [["Cat"], ["new york"], []]  # merged spellings are recorded
+    assert drops == {"queries/key_collision": 2}
     entries, drops = build_list(sources, ["wordfreq", "wordnet"], size=2)
     assert [e["entry"] for e in entries] == ["the", "Cat"]
-    assert drops == {"queries/over_budget": 2, "queries/duplicate": 1}
+    assert drops == {"queries/over_budget": 2, "queries/key_collision": 1}
+
+
+def test_empty_keys_and_exact_duplicates_are_named() -> None:
+    sources = {"titles": [("...", 0), ("❤️", 0), ("c++", 0), ("c#", 0), ("C", 0), ("-", 0)],
+               "wordfreq": [("c++", 0.1), ("c", 0.01)]}
+    entries, drops = build_list(sources, ["titles", "wordfreq"], size=10)
+    assert [(e["entry"], e["match_key"]) for e in entries] == [("❤️", "❤"), ("c++", "c++"), ("c#", "c#"), ("C", "c")]
+    assert drops == {"queries/empty_key": 2, "queries/duplicate": 1, "queries/key_collision": 1}
+    assert entries[3]["variants"] == ["c"] and entries[1]["sources"] == ["titles", "wordfreq"]
 
 
 def test_pmi_prefers_collocations() -> None:
@@ -70,5 +80,9 @@ def test_queries_command_end_to_end(tmp_path) -> None:
     table = pq.read_table(run / "queries" / "queries.parquet").to_pylist()
     cat = next(r for r in table if r["entry"] == "cat")
     assert cat["sources"] == ["wordnet", "titles"] and cat["source"] == "wordnet"
+    assert cat["match_key"] == "cat" and cat["variants"] == []
+    assert next(r for r in table if r["entry"] == "New York")["match_key"] == "new york"
     stats = json.loads((run / "queries" / "stats.json").read_text())
     assert stats["in"] == stats["kept"] + sum(stats["dropped"].values())
+    assert set(stats["dropped"]) <= {"queries/duplicate", "queries/key_collision", "queries/empty_key",
+                                     "queries/over_budget"}
