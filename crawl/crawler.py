@@ -81,7 +81,7 @@ class PageResult:
 
 def page_links(hrefs: list[str], base: str) -> tuple[list[str], dict[str, int]]:
     """Absolute forms of a page's hrefs, and the count of those that cannot be links, by reason."""
-    resolve, out, dropped = Resolver(base), [], Counter()
+    resolve, out, dropped = Resolver(base), [], Counter[str]()
     for href in hrefs:
         if not href.strip():
             dropped["empty_link"] += 1
@@ -115,8 +115,9 @@ def process_page(url: str, depth: int, cfg: CrawlConfig, fetcher: Fetcher, robot
     except Exception as e:  # named for the step; Contained counts it and logs the traceback
         raise PageError("parse_error") from e
     directives = page.robots | robots_tokens([header_robots or ""])
+    links: list[str] = []
     if "nofollow" in directives or "none" in directives:
-        links, link_drops = [], {"nofollow": len(page.links)} if page.links else {}
+        link_drops = {"nofollow": len(page.links)} if page.links else {}
     else:
         base = (Resolver(r.url)(page.base_href) if page.base_href else None) or r.url
         links, link_drops = page_links(page.links, base)

@@ -53,7 +53,7 @@ def write_candidates(entries: list[dict[str, Any]], folder: Path, rows_per_part:
     """Write every candidate, sorted by (uid, page_url), into Parquet parts; returns rows written."""
     rows = sorted((c for e in entries for c in e["candidates"]), key=lambda r: row_sort_key(r, ("uid", "page_url")))
     for old in parts(folder):
-        old.unlink()
+        Path(old).unlink()
     for i in range(max(1, -(-len(rows) // rows_per_part))):
         write_rows(folder / part_name(i), rows[i * rows_per_part:(i + 1) * rows_per_part], CANDIDATE_SCHEMA,
                    sort_by=("uid", "page_url"))
