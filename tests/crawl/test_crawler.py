@@ -56,7 +56,10 @@ def test_per_host_delay_is_honoured(served_web, tmp_path) -> None:
     assert p.wait(timeout=120) == 0, p.stderr.read()
     times = sorted(float(line.split("\t")[0]) for line in log.read_text().splitlines())
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert len(times) >= 8 and min(gaps) >= 0.19
+    # Times are server arrivals: on a loaded machine one late arrival shortens the next gap by as much as it
+    # lengthened its own, so pairs of gaps hold the delay even then (no delay at all gives gaps near 0).
+    pairs = [b - a for a, b in zip(times, times[2:], strict=False)]
+    assert len(times) >= 8 and min(gaps) >= 0.1 and min(pairs) >= 0.39, gaps
 
 
 def _requests(log, start: int = 0) -> list[str]:
