@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from webclip.runfolder import atomic_write_json
-from webclip.sampleweb.concepts import OTHER_LANGS, concept_names, concept_weights, translate
+from webclip.sampleweb.concepts import (
+    CONCEPTS,
+    HEAD_TO_TAIL,
+    OTHER_LANGS,
+    concept_names,
+    concept_weights,
+    translate,
+)
 from webclip.sampleweb.draw import DrawSpec, encode, random_spec, render
 
 MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -50,6 +57,7 @@ class SampleWebConfig:
     images: int = 3200
     concepts: int = 20
     heldout_per_concept: int = 20
+    head_to_tail: float = HEAD_TO_TAIL  # the most frequent concept's share over the least frequent's
     sections: int = 20
     private_pages: int = 20
     slow_seconds: float = 3.0
@@ -57,8 +65,10 @@ class SampleWebConfig:
 
     def validate(self) -> None:
         """Reject sizes the generator cannot satisfy."""
-        if not 2 <= self.concepts <= 20:
-            raise ValueError("concepts must be between 2 and 20")
+        if not 2 <= self.concepts <= len(CONCEPTS):
+            raise ValueError(f"concepts must be between 2 and {len(CONCEPTS)}")
+        if self.head_to_tail < 1:
+            raise ValueError("head_to_tail must be at least 1")
         if self.pages < self.sections or self.images < self.concepts or self.pages < 10:
             raise ValueError("need at least 10 pages, one page per section and one image per concept")
 
@@ -140,7 +150,7 @@ class SiteBuilder:
 
     def images(self) -> list[tuple[str, DrawSpec]]:
         """Draw parameters of every site image: (path, spec), concepts long-tailed."""
-        w = np.array(concept_weights(len(self.names)))
+        w = np.array(concept_weights(len(self.names), self.cfg.head_to_tail))
         picks = self.rng.choice(len(self.names), size=self.cfg.images, p=w / w.sum())
         picks[: len(self.names)] = np.arange(len(self.names))  # every concept appears at least once
         formats = ("jpg", "jpg", "jpg", "png", "webp")
