@@ -24,38 +24,38 @@ class CrawlConfig(BeamRunner):
                                           "max_transient_share", "split_mb")
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
-    seeds: list[str] = field(default_factory=list)
-    seeds_file: str | None = None
-    scope: str = "host"
-    hosts: list[str] = field(default_factory=list)
-    max_depth: int = 5
-    max_pages: int = 100_000
-    concurrency: int = 16
-    per_host_concurrency: int = 2
-    per_host_delay: float = 1.0
-    timeout: float = 10.0
-    max_bytes: int = 5_000_000
-    max_redirects: int = 5
-    retries: int = 2
-    backoff: float = 0.5
-    max_retry_wait: float = 30.0
+    seeds: list[str] = field(default_factory=list)  # start URLs, http(s) only (a file of URLs: --seeds-file)
+    seeds_file: str | None = None  # text file with one seed URL per line (# comments allowed)
+    scope: str = "host"  # which links to follow: host (seeds' hosts), domain (their registered domains) or hosts
+    hosts: list[str] = field(default_factory=list)  # with scope "hosts": the host names that are in scope
+    max_depth: int = 5  # links followed from a seed, at most (seeds are depth 0)
+    max_pages: int = 100_000  # pages admitted to the frontier, at most
+    concurrency: int = 16  # pages fetched at once, over all hosts (threads)
+    per_host_concurrency: int = 2  # requests in flight to one host, at most
+    per_host_delay: float = 1.0  # seconds between request starts to one host, at least
+    timeout: float = 10.0  # seconds per request attempt, in all: connect, TLS, headers and body
+    max_bytes: int = 5_000_000  # bytes per response body after decoding (and per archive record), at most
+    max_redirects: int = 5  # redirects followed per request, each target checked by the address guard
+    retries: int = 2  # immediate retries of a connection error, 429 or 503
+    backoff: float = 0.5  # seconds before the first retry, doubled each time (with jitter)
+    max_retry_wait: float = 30.0  # seconds: a longer Retry-After is not waited for (the request is dropped)
     max_crawl_delay: float = 30.0  # a longer robots.txt Crawl-delay is cut to this: the host is crawled at this pace
     robots_retry_interval: float = 60.0  # an unreachable robots.txt is fetched again after this many seconds
     transient_retries: int = 2  # times a page dropped for a transient reason is tried again later in the run
     transient_retry_delay: float = 5.0  # seconds before such a page is tried again (robots_unreachable: the interval)
     max_transient_share: float = 0.5  # more pages than this dropped for transient reasons: no _SUCCESS, rerun
-    user_agent: str = DEFAULT_USER_AGENT
-    robots_agent: str = "webclip"
-    allow_private: list[str] = field(default_factory=list)
-    respect_robots: bool = True
-    use_sitemaps: bool = True
-    strip_tracking_params: bool = True
+    user_agent: str = DEFAULT_USER_AGENT  # User-Agent header sent with every request
+    robots_agent: str = "webclip"  # the name matched against robots.txt User-agent lines
+    allow_private: list[str] = field(default_factory=list)  # HOST[:PORT] or CIDR the address guard lets through
+    respect_robots: bool = True  # obey robots.txt (RFC 9309) and Crawl-delay
+    use_sitemaps: bool = True  # also admit the URLs of the seed hosts' sitemaps
+    strip_tracking_params: bool = True  # drop utm_* and similar parameters when normalising URLs
     parser: str = "scan"  # scan (targeted tokenizer), selectolax, or bs4 (the reference)
-    rows_per_part: int = 500_000
-    progress: bool = True
+    rows_per_part: int = 500_000  # candidate rows per Parquet part, at most
+    progress: bool = True  # show progress bars
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
-    paths_file: str | None = None
-    num_parts: int = 4
+    paths_file: str | None = None  # text file with one archive path per line (a missing one is a counted drop)
+    num_parts: int = 4  # Parquet parts the cc source writes
     split_mb: float = 64.0  # per-record gzip archives larger than this are read as parallel byte ranges
 
     def worker_extras(self) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -112,14 +114,68 @@ def to_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+_FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
+_COMMENT_LINE = re.compile(r"^\s+#\s*(.+?)\s*$")
+_BARE_FIELD = re.compile(r"^\s+(\w+)\s*:")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's help: its trailing ``# comment`` in the class source, else the comment lines just above it.
+
+    The comment beside a field is the one source of truth for what it means; ``--help`` shows it.
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        above: list[str] = []
+        for line in lines:
+            if m := _FIELD_LINE.match(line):
+                docs[m.group(1)] = m.group(2)
+                above = []
+            elif m := _COMMENT_LINE.match(line):
+                above.append(m.group(1))
+            elif (m := _BARE_FIELD.match(line)) and above:
+                docs[m.group(1)] = " ".join(above)
+                above = []
+            else:
+                above = []
+    return docs
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    """A field's default as the user would write it in a config file."""
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "required"
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value or '""'
+
+
+def flag_help(cls: type, f: dataclasses.Field, docs: dict[str, str]) -> str:
+    """``--help`` text: what the field does (with its unit), its default, and whether resume may change it."""
+    text = docs.get(f.name) or f.metadata.get("help", "")
+    text = f"{text} (default: {_default_text(f)})".strip().replace("%", "%%")
+    if f.name in runtime_fields(cls):
+        text += " [run-time knob: may change on resume]"
+    return text
+
+
 def add_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     """Add one kebab-case flag per dataclass field; unset flags stay ``None``."""
     hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
     group = parser.add_argument_group(f"{cls.__name__} fields (override the config file)")
     for f in dataclasses.fields(cls):
         flag = "--" + prefix + f.name.replace("_", "-")
         base, _ = _base_type(hints[f.name])
-        doc = f.metadata.get("help", "")
+        doc = flag_help(cls, f, docs)
         origin = typing.get_origin(base)
         if base is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=doc)
@@ -155,10 +211,10 @@ class BeamRunner:
     # Run-time knobs: where and how wide a pipeline runs never changes its output, so a resume may change them.
     RUNTIME: ClassVar[tuple[str, ...]] = ("runner", "direct_num_workers", "direct_running_mode", "pipeline_args")
 
-    runner: str = "DirectRunner"
-    direct_num_workers: int = 2
-    direct_running_mode: str = "multi_processing"
-    pipeline_args: list[str] = dataclasses.field(default_factory=list)
+    runner: str = "DirectRunner"  # Beam runner: DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...
+    direct_num_workers: int = 2  # DirectRunner only: worker processes or threads
+    direct_running_mode: str = "multi_processing"  # DirectRunner only: in_memory, multi_threading or multi_processing
+    pipeline_args: list[str] = dataclasses.field(default_factory=list)  # extra Beam pipeline options, e.g. --project=P
 
     def worker_extras(self) -> tuple[str, ...]:
         """The package extras this stage's remote Beam workers need beyond the core dependencies."""
