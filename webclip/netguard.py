@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
+from urllib3.util import Url, parse_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -30,6 +30,18 @@ NON_GLOBAL = tuple(ipaddress.ip_network(n) for n in (
     "::/96", "::1/128", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64", "2001::/23", "2001:db8::/32",
     "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
 ))
+
+
+# IPv6 space that can hold a website: the global unicast block IANA allocates from (IANA IPv6 Address Space), and
+# the NAT64 well-known prefix (its IPv4 checked unwrapped). The rest is reserved by the IETF, e.g. ::ffff:0:a.b.c.d
+# (IPv4-translated, SIIT), which Python's ``is_global`` calls global.
+ALLOCATED_V6 = tuple(ipaddress.IPv6Network(n) for n in ("2000::/3", "64:ff9b::/96"))
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(url: str) -> Url:
+    """urllib3's reading of a URL, the one whose request goes out; cached: pacing, robots.txt and the guard share it."""
+    return parse_url(url)
 
 
 def _v4(packed: bytes) -> ipaddress.IPv4Address:
@@ -60,7 +72,13 @@ def unwrap(addr: IPAddress) -> list[IPAddress]:
 def is_public(text: str) -> bool:
     """Whether an address (text, optional %scope) and every address it wraps are globally routable."""
     addr = ipaddress.ip_address(text.split("%", 1)[0])
-    return all(a.is_global and not any(a in net for net in NON_GLOBAL) for a in unwrap(addr))
+    return all(_routable(a) for a in unwrap(addr))
+
+
+def _routable(a: IPAddress) -> bool:
+    if isinstance(a, ipaddress.IPv6Address) and not any(a in net for net in ALLOCATED_V6):
+        return False
+    return a.is_global and not any(a in net for net in NON_GLOBAL)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -142,7 +160,7 @@ class AddressGuard:
     def target(self, url: str) -> Target:
         """The checked target of ``url``; raises Refused unless http(s) and every address is allowed."""
         try:
-            u = parse_url(url)
+            u = parse(url)
         except (LocationParseError, ValueError, UnicodeError) as e:
             raise Refused("bad_url", url) from e
         if u.scheme not in ("http", "https"):
