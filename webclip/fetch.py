@@ -7,6 +7,7 @@ names the ones worth retrying later in the run or on a rerun (``is_transient``).
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import http.client
 import itertools
@@ -19,7 +20,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -38,14 +39,17 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
-from urllib3.util import parse_url
+from urllib3.response import HTTPResponse
+from urllib3.util import Url, parse_url
 
 from webclip import __version__
-from webclip.netguard import AddressGuard, Refused, Target
+from webclip.netguard import AddressGuard, Refused, Target, parse
 
 DEFAULT_USER_AGENT = f"webclip/{__version__} (+https://github.com/webclip/webclip; dataset research crawler)"
 RETRY_STATUSES = (429, 503)
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+DECODABLE = frozenset(HTTPResponse.CONTENT_DECODERS)  # content codings urllib3 undoes (br/zstd when installed)
 # Failures that may go away by themselves: retried later in the run and on a rerun, never sealed as final.
 TRANSIENT_ERRORS = frozenset({"timeout", "connection_error", "dns_error", "http_429", "robots_unreachable",
                               *(f"http_{status}" for status in range(500, 600))})
@@ -136,6 +140,17 @@ class HostPacer:
             yield
 
 
+def host_key(url: str | Url) -> str:
+    """``host`` or ``host:port`` (a port other than the scheme's) as urllib3, which sends the request, reads it.
+
+    The key of per-host pacing and of robots.txt: userinfo, case, an explicit default port or a backslash
+    cannot make one host look like several, or like another one. Raises ValueError on an unparseable URL.
+    """
+    u = parse(url) if isinstance(url, str) else url
+    host = u.host or ""
+    return host if u.port in (None, DEFAULT_PORTS.get(u.scheme or "")) else f"{host}:{u.port}"
+
+
 def retry_after_seconds(value: str | None, default: float) -> float:
     """Seconds a Retry-After header asks for (delay-seconds or HTTP date); ``default`` if absent or unreadable."""
     if not value:
@@ -144,7 +159,10 @@ def retry_after_seconds(value: str | None, default: float) -> float:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:  # asctime form: HTTP-dates are GMT whatever the local zone (RFC 9110 5.6.7)
+                when = when.replace(tzinfo=datetime.UTC)
+            seconds = when.timestamp() - time.time()
         except (TypeError, ValueError, IndexError, OverflowError, OSError):  # "soon", dates out of range
             return default
     return max(0.0, seconds) if not math.isnan(seconds) else default
@@ -154,6 +172,8 @@ def redirect_target(base: str, location: str | None) -> str | None:
     """The absolute URL a Location header points to, or None when it is missing or cannot be parsed."""
     if not location or not location.strip():
         return None
+    with suppress(UnicodeError):  # http.client read the bytes as latin-1; on the web they are UTF-8 (else kept)
+        location = location.encode("latin-1").decode("utf-8")
     try:
         target = urljoin(base, location.strip())
         urlsplit(target).port  # noqa: B018  (raises on a bad port or bracketed host)
@@ -266,6 +286,14 @@ def _merge_headers(raw: Any) -> dict[str, str]:
     return headers
 
 
+def _codings(value: str) -> list[str] | None:
+    """The content codings a Content-Encoding value lists, in order, ``identity`` and empty elements dropped;
+    None when one of them is not one we can undo (RFC 9110 8.4: the bytes are then not the content)."""
+    codings = [c.strip().lower() for c in value.split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    return codings if all(c in DECODABLE for c in codings) else None
+
+
 def _protocol_reason(e: ProtocolError) -> str:
     """A garbled answer (no status line, endless headers) is bad_response; a dropped connection is not."""
     cause = e.args[1] if len(e.args) > 1 else e.__cause__
@@ -318,24 +346,26 @@ class Fetcher:
         self.timeouts = urllib3.Timeout(connect=min(cfg.connect_timeout, cfg.timeout), read=cfg.timeout)
         self.unexpected = itertools.count(1)
 
-    def get(self, url: str, check: Callable[[str], str | None] | None = None) -> Response:
+    def get(self, url: str, check: Callable[[str], str | None] | None = None,
+            keep_first: int | None = None) -> Response:
         """GET ``url`` following guarded redirects, retrying connection errors, 429 and 503; never raises.
 
         ``check(next_url)`` is asked before each redirect target is fetched; a reason it returns (say
-        ``robots_disallowed``) stops the fetch with that error.
+        ``robots_disallowed``) stops the fetch with that error. ``keep_first`` reads only that many decoded
+        bytes and returns them as the body (a parse limit, robots.txt's) instead of dropping more as too_large.
         """
         try:
-            return self._follow(url, check)
+            return self._follow(url, check, keep_first)
         except Exception:  # the fetch's one failure boundary: a bug or an unforeseen answer becomes a named drop
             if next(self.unexpected) <= LOG_FIRST:
                 log.exception("fetch of %r raised; counted as fetch_error", url)
             return Response(url=url, error="fetch_error")
 
-    def _follow(self, url: str, check: Callable[[str], str | None] | None) -> Response:
+    def _follow(self, url: str, check: Callable[[str], str | None] | None, keep_first: int | None) -> Response:
         seen = {url}
         current = url
         for hop in range(self.cfg.max_redirects + 1):
-            resp = self._get_with_retries(current)
+            resp = self._get_with_retries(current, keep_first)
             resp.redirects = hop
             if resp.error or resp.status not in REDIRECT_STATUSES:
                 return resp
@@ -349,15 +379,15 @@ class Fetcher:
             current = nxt
         return Response(url=current, error="too_many_redirects", redirects=self.cfg.max_redirects)
 
-    def _get_with_retries(self, url: str) -> Response:
+    def _get_with_retries(self, url: str, keep_first: int | None) -> Response:
         try:
-            host = urlsplit(url).netloc.lower()
+            host = host_key(url)
         except ValueError:
             return Response(url=url, error="bad_url")
         attempt = 0
         while True:
             with self.pacer.slot(host):
-                resp = self._get_once(url)
+                resp = self._get_once(url, keep_first)
             retryable = resp.error in ("connection_error",) or (resp.error is None and resp.status in RETRY_STATUSES)
             if not retryable or attempt >= self.cfg.retries:
                 if resp.error is None and resp.status in RETRY_STATUSES:
@@ -373,7 +403,7 @@ class Fetcher:
             time.sleep(min(wait, self.cfg.max_retry_wait))
             attempt += 1
 
-    def _get_once(self, url: str) -> Response:
+    def _get_once(self, url: str, keep_first: int | None = None) -> Response:
         """One request under a total deadline (connect, TLS, headers, body) and a byte cap."""
         try:
             target = self.guard.target(url)
@@ -385,7 +415,7 @@ class Fetcher:
             if r is None:
                 return Response(url=url, error=error)
             headers = _merge_headers(r.headers)
-            body, error = self._read_body(r, headers)
+            body, error = self._read_body(r, headers, keep_first)
             return Response(url=url, status=r.status, headers=headers, body=body if error is None else b"",
                             error=error)
         finally:
@@ -411,12 +441,22 @@ class Fetcher:
                     break  # only a failed connect moves on to the host's next address
         return None, error
 
-    def _read_body(self, r: Any, headers: dict[str, str]) -> tuple[bytes, str | None]:
-        """The decoded body, cut at ``max_bytes`` and the deadline; the connection is reused only when whole."""
+    def _read_body(self, r: Any, headers: dict[str, str], keep_first: int | None) -> tuple[bytes, str | None]:
+        """The decoded body, cut at ``max_bytes`` (or kept up to ``keep_first``) and the deadline; the connection
+        is reused only when the body was read whole."""
+        codings = _codings(headers.get("content-encoding", ""))
+        if codings is None:
+            r.close()
+            return b"", "bad_encoding"
         declared = headers.get("content-length", "0").split(",")[0].strip()
-        if declared.isdigit() and int(declared) > self.cfg.max_bytes and "content-encoding" not in headers:
+        too_long = declared.isascii() and declared.isdigit() and int(declared) > self.cfg.max_bytes
+        if too_long and not codings and keep_first is None:  # the declared size is the body's: refuse unread
             r.close()
             return b"", "too_large"
+        r.headers.discard("content-encoding")
+        if codings:  # what urllib3 undoes, read as the list it is (no OWS, no identity)
+            r.headers["Content-Encoding"] = ", ".join(codings)
+        cap = self.cfg.max_bytes if keep_first is None else keep_first
         chunks, size, error = [], 0, None
         try:
             while True:
@@ -427,7 +467,11 @@ class Fetcher:
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > self.cfg.max_bytes:  # counted after decoding: a gzip bomb stops here too
+                if size > cap:  # counted after decoding: a gzip bomb stops here too
+                    if keep_first is not None:
+                        chunks.append(chunk[:len(chunk) - (size - cap)])
+                        r.close()  # the rest is left unread: this connection cannot be reused
+                        return b"".join(chunks), None
                     error = "too_large"
                     break
                 chunks.append(chunk)

@@ -6,34 +6,47 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from protego import Protego
 
-from webclip.fetch import Fetcher, is_transient
+from webclip.fetch import Fetcher, host_key, is_transient
+from webclip.netguard import parse
 
 ALLOW_ALL = Protego.parse("")
 DISALLOW_ALL = Protego.parse("User-agent: *\nDisallow: /\n")
 MAX_AGE = 86400.0  # RFC 9309 2.4: a cached robots.txt is used for at most 24 hours
+PARSE_LIMIT = 500 * 1024  # RFC 9309 2.5: at least 500 KiB are parsed; what follows is ignored (as Google does)
 # Directives that forbid using an image (img2dataset drops these by default too, with noindex).
 IMAGE_OPT_OUT_TOKENS = ("noimageindex", "noai", "noimageai")
 # X-Robots-Tag directives that carry a value after a colon; any other "name:" prefix names a user agent.
 VALUED_DIRECTIVES = frozenset({"max-snippet", "max-image-preview", "max-video-preview", "unavailable_after"})
+ALIASES = {"none": ("noindex", "nofollow")}  # Google's robots meta / X-Robots-Tag rules: none = noindex, nofollow
 
 
 def robots_url(url: str) -> str:
-    """``scheme://host[:port]/robots.txt`` for a URL."""
-    p = urlsplit(url)
-    return f"{p.scheme}://{p.netloc}/robots.txt"
+    """``scheme://host[:port]/robots.txt`` of the host the request for ``url`` goes to (urllib3's reading)."""
+    return _locate(url)[0]
+
+
+def _locate(url: str) -> tuple[str, str]:
+    """(robots.txt URL, ``url`` as the request goes out: what the rules are matched on); ValueError if not http(s).
+
+    Read with the parser that sends the request, so a URL cannot name one host to robots.txt and go to another.
+    """
+    u = parse(url)
+    if u.scheme not in ("http", "https"):
+        raise ValueError(f"no robots.txt for {url!r}")
+    origin = f"{u.scheme}://{host_key(u)}"
+    return f"{origin}/robots.txt", f"{origin}{u.request_uri}"
 
 
 def robots_outcome(status: int, body: bytes, error: str | None) -> Protego | None:
     """RFC 9309 2.3.1: 2xx parsed; 4xx, or redirects past the limit, allow all; 429, 5xx or a transient
     network failure is "unreachable" (None: assume disallow for this attempt only); any other failure
-    (a refused address, a body over the cap) disallows all."""
-    if error is None and 200 <= status < 300:
-        return Protego.parse(body.decode("utf-8", errors="replace"))
-    if error is None and 400 <= status < 500 and status != 429:
+    (a refused address, a garbled answer) disallows all."""
+    if error is None and 200 <= status < 300:  # utf-8-sig: a leading BOM is no part of the first line
+        return Protego.parse(body.decode("utf-8-sig", errors="replace"))
+    if 400 <= status < 500 and status != 429:  # the status decides, whatever became of the body
         return ALLOW_ALL
     if error in ("too_many_redirects", "redirect_loop"):
         return ALLOW_ALL
@@ -77,7 +90,7 @@ class RobotsCache:
         with host_lock:
             entry = self.cache.get(key)
             if entry is None or entry[1] <= self.clock():
-                r = self.fetcher.get(key)
+                r = self.fetcher.get(key, keep_first=PARSE_LIMIT)
                 rules = robots_outcome(r.status, r.body, r.error)
                 self._pace(url, rules)
                 entry = (rules, self.clock() + (MAX_AGE if rules is not None else self.retry_interval))
@@ -89,7 +102,7 @@ class RobotsCache:
         delay = rules.crawl_delay(self.agent) if rules is not None else None
         if delay and math.isfinite(float(delay)) and float(delay) > 0:
             capped = min(float(delay), self.fetcher.cfg.max_crawl_delay)
-            self.fetcher.pacer.set_delay(urlsplit(url).netloc.lower(), capped)
+            self.fetcher.pacer.set_delay(host_key(url), capped)
 
     def rules(self, url: str) -> Protego:
         """The parsed robots.txt for ``url``'s host (disallow all while it is unreachable)."""
@@ -105,7 +118,7 @@ class RobotsCache:
             rules = self._entry(url)
             if rules is None:
                 return "robots_unreachable"
-            return None if rules.can_fetch(url, self.agent) else "robots_disallowed"
+            return None if rules.can_fetch(_locate(url)[1], self.agent) else "robots_disallowed"
         except ValueError:
             return None
 
@@ -134,7 +147,8 @@ def xrobots_forbids(header_value: str | None, tokens: Iterable[str] = IMAGE_OPT_
             name = name.strip().lower()
             if colon and name and name not in VALUED_DIRECTIVES and " " not in name:
                 scope, element = name, rest
-            for directive in element.lower().split():
-                if directive in wanted and scope in (None, "*", me):
-                    return directive
+            for word in element.lower().split():
+                for directive in ALIASES.get(word, (word,)):
+                    if directive in wanted and scope in (None, "*", me):
+                        return directive
     return None
