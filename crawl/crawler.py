@@ -24,7 +24,7 @@ from webclip.crawl.journal import Journal, read_journal
 from webclip.crawl.page import robots_tokens
 from webclip.crawl.urls import Resolver, in_scope
 from webclip.dedupe.urls import normalise_url
-from webclip.fetch import Fetcher, HostPacer, is_transient
+from webclip.fetch import Fetcher, HostPacer, host_key, is_transient
 from webclip.robots import RobotsCache
 from webclip.stats import Tally
 
@@ -148,6 +148,14 @@ class Contained:
             return PageResult(url, depth, reason)
 
 
+def pacing_key(url: str) -> str:
+    """The host key the fetcher paces by (``fetch.host_key``), so the frontier reads the same pacer entry."""
+    try:
+        return host_key(url)
+    except ValueError:  # admitted URLs are normalised; this is only a guard
+        return urlsplit(url).netloc
+
+
 class PacerView:
     """What the frontier reads from the fetcher's pacer: when a host may start next, and its delay."""
 
@@ -231,7 +239,7 @@ class Frontier:
 
     def enqueue(self, url: str) -> None:
         """Put ``url`` at the back of its host's queue."""
-        host = urlsplit(url).netloc
+        host = pacing_key(url)
         self.queues[host].append(url)
         self.schedule(host)
 
@@ -267,7 +275,7 @@ class Frontier:
 
     def release(self, url: str) -> None:
         """A page handed out by ``next`` came back: free its host's slot."""
-        host = urlsplit(url).netloc
+        host = pacing_key(url)
         self.in_flight[host] -= 1
         self.schedule(host)
 
