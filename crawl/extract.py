@@ -11,15 +11,34 @@ from collections import Counter
 from collections.abc import Callable
 
 from webclip.crawl.htmlscan import parse_scan
+from webclip.crawl.lazy import (
+    LAZY_URL_ATTRS,
+    SRCSET_ATTRS,
+    is_placeholder,
+    lazy_url,
+    source_type_ok,
+    tiny_declared,
+)
 from webclip.crawl.page import ImgTag, ParsedPage, robots_tokens
+from webclip.crawl.srcset import NO_RANK, best, parse_srcset
 from webclip.crawl.urls import Resolver
 from webclip.hashing import candidate_uid
 from webclip.records import Candidate
 
-LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src")
 HTTP = ("http://", "https://")  # resolved URLs carry a lower-case scheme
 OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
 NO_IMAGE_DIRECTIVES = {"noimageindex", "noindex", "none"}
+
+
+def _lexbor_sources(img) -> list[dict[str, str | None]]:  # noqa: ANN001
+    """Attributes of the ``<source>`` siblings before an ``<img>`` (its parent is a ``<picture>``)."""
+    out = []
+    node = img.prev
+    while node is not None:
+        if node.tag == "source":
+            out.append(dict(node.attributes))
+        node = node.prev
+    return out[::-1]
 
 
 def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
@@ -34,13 +53,8 @@ def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
     for node in tree.css(query):
         tag = node.tag
         if tag == "img":
-            sources = []
-            if has_picture:
-                parent = node.parent
-                while parent is not None and parent.tag not in ("picture", "body", "html"):
-                    parent = parent.parent
-                if parent is not None and parent.tag == "picture":
-                    sources = [s.attributes.get("srcset") or "" for s in parent.css("source")]
+            parent = node.parent if has_picture else None
+            sources = _lexbor_sources(node) if parent is not None and parent.tag == "picture" else []
             imgs.append(ImgTag(dict(node.attributes), sources))
         elif tag == "a":
             hrefs.append(node.attributes.get("href") or "")
@@ -55,17 +69,46 @@ def parse_selectolax(text: str, links: bool = True) -> ParsedPage:
     return ParsedPage(imgs=imgs, links=hrefs, base_href=base_href, lang=lang, robots=robots_tokens(metas))
 
 
+def _bs4_attrs(node) -> dict[str, str | None]:  # noqa: ANN001
+    return {k: (" ".join(v) if isinstance(v, list) else v) for k, v in node.attrs.items()}
+
+
+def _bs4_sources(img) -> list[dict[str, str | None]]:  # noqa: ANN001
+    """The ``<source>`` siblings before an ``<img>`` in its ``<picture>`` parent, under libxml2's tree.
+
+    libxml2 does not know ``<source>`` is void and nests what follows inside it: the picture's children
+    are the source chain around the ``<img>``, and a source counts when only sources lie between it and the picture.
+    """
+    node = img
+    while node.parent is not None and node.parent.name == "source":
+        node = node.parent
+    picture = node.parent
+    if picture is None or picture.name != "picture":
+        return []
+    out = []
+    for el in picture.descendants:
+        if el is img:
+            break
+        if getattr(el, "name", None) == "source" and _only_sources_up_to(el, picture):
+            out.append(_bs4_attrs(el))
+    return out
+
+
+def _only_sources_up_to(el, picture) -> bool:  # noqa: ANN001
+    parent = el.parent
+    while parent is not picture:
+        if parent is None or parent.name != "source":
+            return False
+        parent = parent.parent
+    return True
+
+
 def parse_bs4(text: str, links: bool = True) -> ParsedPage:
     """Parse with beautifulsoup4 over lxml: the reference."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "lxml")
-    imgs = []
-    for node in soup.find_all("img"):
-        # libxml2 does not know <source> is void and nests the <img> inside it: look up to <picture>.
-        picture = node.find_parent("picture")
-        sources = [s.get("srcset") or "" for s in picture.find_all("source")] if picture is not None else []
-        imgs.append(ImgTag({k: (" ".join(v) if isinstance(v, list) else v) for k, v in node.attrs.items()}, sources))
+    imgs = [ImgTag(_bs4_attrs(node), _bs4_sources(node)) for node in soup.find_all("img")]
     base = soup.find("base", href=True)
     html_node = soup.find("html")
     metas = [m.get("content") or "" for m in soup.find_all("meta", attrs={"name": True})
@@ -83,36 +126,6 @@ def collapse_ws(text: str) -> str:
     return " ".join(text.split())
 
 
-def srcset_candidates(srcset: str) -> list[tuple[str, float]]:
-    """(url, size) pairs of a srcset; ``w`` and ``x`` descriptors, 1x by default."""
-    out = []
-    for part in re.split(r",\s+|,(?=\S+\s)", srcset.strip()):
-        bits = part.strip().split()
-        if not bits:
-            continue
-        size = 1.0
-        if len(bits) > 1:
-            d = bits[-1].lower()
-            try:
-                size = float(d[:-1]) if d[-1] in "wx" else float(d)
-                if d.endswith("x"):
-                    size *= 1e-6  # rank w above x: densities are not comparable to widths
-            except (ValueError, IndexError):
-                size = 1.0
-        out.append((bits[0], size))
-    return out
-
-
-def largest_srcset(srcsets: list[str]) -> str | None:
-    """The largest candidate URL across several srcset strings."""
-    best, best_size = None, -1.0
-    for s in srcsets:
-        for url, size in srcset_candidates(s):
-            if size > best_size:
-                best, best_size = url, size
-    return best
-
-
 def _int_attr(v: str | None) -> int | None:
     if not v:
         return None
@@ -122,32 +135,88 @@ def _int_attr(v: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def srcset_url(tag: ImgTag, resolve: Resolver) -> str | None:
-    """The resolved largest candidate of the ``<img>``'s srcset and its ``<picture>`` sources."""
-    srcsets = [s for s in (tag.attrs.get("srcset"), *tag.sources) if s]
-    return resolve(largest_srcset(srcsets)) if srcsets else None
+def _why_not(url: str | None) -> str:
+    """'' for a usable image URL, else why not: ``no_src``, ``bad_scheme`` or ``placeholder``."""
+    if not url:
+        return "no_src"
+    if url.startswith(HTTP):
+        return "placeholder" if is_placeholder(url) else ""
+    return "placeholder" if url[:5].lower() == "data:" else "bad_scheme"
 
 
-def choose_image_url(tag: ImgTag, resolve: Resolver) -> str | None:
-    """The image URL: a lazy attribute, else an http(s) src, else the largest srcset candidate, else src."""
+_WORST = {"": -1, "no_src": 0, "bad_scheme": 1, "placeholder": 2}  # the reason an image with no usable URL is dropped for
+_NONE = (None, NO_RANK, "no_src")
+
+
+def _best_of(srcsets: list[str], resolve: Resolver) -> tuple[str | None, tuple, str]:
+    """(largest usable candidate, its rank, the worst reason a candidate was unusable) of srcset values."""
+    if not srcsets:
+        return _NONE
+    worst = "no_src"
+
+    def usable(url: str) -> str | None:
+        nonlocal worst
+        resolved = resolve(url)
+        why = _why_not(resolved)
+        if why:
+            worst = _worse(worst, why)
+            return None
+        return resolved
+
+    url, rank = best((c for s in srcsets for c in parse_srcset(s)), usable)
+    return url, rank, worst
+
+
+def srcset_choice(tag: ImgTag, resolve: Resolver, memo: dict[int, tuple]) -> tuple[str | None, str]:
+    """(the largest usable candidate of the ``<img>``'s srcsets and its ``<source>``s, resolved; why none is).
+
+    Images of one ``<picture>`` share their sources list, so its best candidate is worked out once (``memo``).
+    """
     attrs = tag.attrs
-    for name in LAZY_ATTRS:
+    own = _best_of([v for name in SRCSET_ATTRS if (v := attrs.get(name))], resolve) if len(attrs) > 1 else _NONE
+    if not tag.sources:
+        return own[0], "" if own[0] else own[2]
+    key = id(tag.sources)
+    if key not in memo:
+        memo[key] = _best_of([v for s in tag.sources if source_type_ok(s) for n in SRCSET_ATTRS if (v := s.get(n))],
+                             resolve)
+    shared = memo[key]
+    url = own[0] if own[1] >= shared[1] else shared[0]  # the img's own srcset first among equals
+    return url, "" if url else _worse(own[2], shared[2])
+
+
+def _worse(a: str, b: str) -> str:
+    return a if _WORST[a] >= _WORST[b] else b
+
+
+def direct_image_url(tag: ImgTag, resolve: Resolver, width: int | None, height: int | None) -> tuple[str | None, str]:
+    """(a lazy URL, else an http(s) src; '') or (None, why neither is usable).
+
+    Placeholders never win: a ``src`` that is a placeholder (or whose declared size is tiny) is not usable.
+    """
+    attrs = tag.attrs
+    worst = "no_src"
+    for name in LAZY_URL_ATTRS:
         if name in attrs:
-            lazy = resolve(attrs[name])
-            if lazy:
-                return lazy
+            url = resolve(lazy_url(attrs[name]))
+            why = _why_not(url)
+            if not why:
+                return url, ""
+            worst = _worse(worst, why)
     src = resolve(attrs.get("src"))
-    if src and src.startswith(HTTP):
-        return src
-    largest = srcset_url(tag, resolve)
-    if largest and largest.startswith(HTTP):
-        return largest
-    return src
+    why = _why_not(src)
+    if not why and tiny_declared(width, height):
+        why = "placeholder"
+    return (src, "") if not why else (None, _worse(worst, why))
 
 
 def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
                     header_robots: str | None = None) -> tuple[list[Candidate], Counter]:
-    """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none."""
+    """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none.
+
+    The image URL is a lazy URL, else an http(s) src, else the largest srcset/``<source>`` candidate;
+    an image with none is dropped for the worst reason seen (placeholder, then bad scheme, then no src).
+    """
     drops: Counter = Counter()
     resolve = Resolver(Resolver(page_url)(page.base_href) or page_url)
     robots = page.robots | robots_tokens([header_robots or ""])
@@ -157,26 +226,28 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
         return [], drops
     out = []
     page_lang = (page.lang or "").strip().lower() or None
+    memo: dict[int, tuple] = {}
     for tag in page.imgs:
-        image_url = choose_image_url(tag, resolve)
-        alt_raw = tag.attrs.get("alt")
+        attrs = tag.attrs
+        width, height = _int_attr(attrs.get("width")), _int_attr(attrs.get("height"))
+        image_url, why = direct_image_url(tag, resolve, width, height)
+        largest_url: str | None = ""  # not worked out yet: only images that need it or are kept do
         if image_url is None:
-            drops["extract/no_src"] += 1
-        elif image_url[:5].lower() == "data:":
-            drops["extract/data_uri"] += 1
-        elif not image_url.startswith(HTTP):
-            drops["extract/bad_scheme"] += 1
+            largest_url, srcset_why = srcset_choice(tag, resolve, memo)
+            image_url, why = largest_url, _worse(why, srcset_why)
+        alt_raw = attrs.get("alt")
+        if image_url is None:
+            drops["extract/" + why] += 1
         elif alt_raw is None:
             drops["extract/missing_alt"] += 1
         elif not (alt := collapse_ws(alt_raw)):
             drops["extract/empty_alt"] += 1
         else:
-            largest = srcset_url(tag, resolve)
+            if largest_url == "":
+                largest_url = srcset_choice(tag, resolve, memo)[0]
             out.append(Candidate(
                 uid=candidate_uid(image_url, alt), image_url=image_url, alt=alt, page_url=page_url,
-                page_lang=page_lang,
-                width=_int_attr(tag.attrs.get("width")), height=_int_attr(tag.attrs.get("height")),
-                srcset_url=largest if largest and not largest.startswith("data:") else None,
+                page_lang=page_lang, width=width, height=height, srcset_url=largest_url,
                 source=source, opt_out=opt_out,
             ))
     return out, drops

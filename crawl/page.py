@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ImgTag:
-    """The attributes of one ``<img>`` and the srcsets of its ``<picture>`` sources."""
+    """The attributes of one ``<img>`` and of the ``<source>`` siblings before it in its ``<picture>`` parent."""
 
     attrs: dict[str, str | None]
-    sources: list[str] = field(default_factory=list)
+    sources: list[dict[str, str | None]] = field(default_factory=list)
 
 
 @dataclass

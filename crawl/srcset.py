@@ -27,6 +27,13 @@ _DESCRIPTORS = re.compile(r"(?:[^,(]++|\([^)]*+\)?)*+,?")
 _TOKEN = re.compile(r"(?:[^\t\n\f\r (]++|\([^)]*+\)?)++")
 _INTEGER = re.compile(r"[0-9]++")
 _FLOAT = re.compile(r"-?(?:[0-9]++(?:\.[0-9]++)?|\.[0-9]++)(?:[eE][-+]?[0-9]++)?")
+# The common shape, read in one pass: 'url', 'url 640w' or 'url 1.5x' separated by commas; any other
+# shape goes through the full algorithm. A URL never ends in ',' here, as the algorithm strips those.
+_PLAIN_CANDIDATE = (r"[\t\n\f\r ,]*+([^\t\n\f\r ]*[^\t\n\f\r ,])"
+                    r"(?:[\t\n\f\r ]++([1-9][0-9]*+w|(?:[0-9]++(?:\.[0-9]++)?|\.[0-9]++)x))?"
+                    r"[\t\n\f\r ]*+(?:,|(?=[\t\n\f\r ]*+\Z))")
+_PLAIN = re.compile(f"(?:{_PLAIN_CANDIDATE})*+" + r"[\t\n\f\r ,]*+")
+_PLAIN_PARTS = re.compile(_PLAIN_CANDIDATE)
 
 
 class SrcsetCandidate(NamedTuple):
@@ -66,6 +73,14 @@ def _descriptor_values(tokens: list[str]) -> tuple[int | None, float | None, int
 
 def parse_srcset(text: str) -> list[SrcsetCandidate]:
     """The valid image candidates of a ``srcset`` value, in order (invalid ones are skipped)."""
+    if _PLAIN.fullmatch(text):
+        return [SrcsetCandidate(url, int(d[:-1]) if d[-1:] == "w" else None, float(d[:-1]) if d[-1:] == "x" else None)
+                for url, d in _PLAIN_PARTS.findall(text.rstrip("\t\n\f\r ,"))]  # no tail for findall to retry on
+    return parse_srcset_by_steps(text)
+
+
+def parse_srcset_by_steps(text: str) -> list[SrcsetCandidate]:
+    """The spec's splitting loop and descriptor parser, step by step (any input)."""
     out: list[SrcsetCandidate] = []
     pos, end = 0, len(text)
     while True:
@@ -93,13 +108,29 @@ def rank(candidate: SrcsetCandidate) -> tuple[int, float]:
     return 0, 1.0 if candidate.density is None else candidate.density
 
 
+NO_RANK = (-1, -1.0)
+
+
+def best(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> tuple[str | None, tuple]:
+    """``usable(url)`` of the largest candidate for which it is not None (the first of equals), and its rank.
+
+    Candidates are tried largest first, so ``usable`` usually runs once.
+    """
+    ranked = [(rank(c), -i, c.url) for i, c in enumerate(candidates)]
+    if not ranked:
+        return None, NO_RANK
+    top = max(ranked)
+    found = usable(top[2])
+    if found is not None:
+        return found, top[0]
+    ranked.sort(reverse=True)
+    for key, _, url in ranked[1:]:
+        found = usable(url)
+        if found is not None:
+            return found, key
+    return None, NO_RANK
+
+
 def largest(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> str | None:
     """``usable(url)`` of the largest candidate for which it is not None (the first of equals)."""
-    best_url, best_rank = None, (-1, -1.0)
-    for candidate in candidates:
-        key = rank(candidate)
-        if key > best_rank:
-            url = usable(candidate.url)
-            if url is not None:
-                best_url, best_rank = url, key
-    return best_url
+    return best(candidates, usable)[0]

@@ -35,7 +35,7 @@ def test_rules(parser: str) -> None:
     assert by_alt["in picture"].image_url == "http://ex.com/media/p.jpg"
     assert by_alt["in picture"].srcset_url == "http://ex.com/media/p-large.webp"
     assert all(c.opt_out and c.page_lang == "en" for c in cands)
-    assert drops == {"extract/data_uri": 1, "extract/bad_scheme": 1, "extract/missing_alt": 1, "extract/empty_alt": 1}
+    assert drops == {"extract/placeholder": 1, "extract/bad_scheme": 1, "extract/missing_alt": 1, "extract/empty_alt": 1}
 
 
 def _pages():
@@ -150,7 +150,8 @@ def test_absolute_url_fast_path_equals_urljoin() -> None:
 def test_resolver_equals_urljoin_on_every_url_of_the_real_pages(real_pages: list) -> None:
     from urllib.parse import urljoin
 
-    from webclip.crawl.extract import srcset_candidates
+    from webclip.crawl.lazy import LAZY_URL_ATTRS, SRCSET_ATTRS
+    from webclip.crawl.srcset import parse_srcset
     from webclip.crawl.urls import Resolver
 
     checked = 0
@@ -159,8 +160,9 @@ def test_resolver_equals_urljoin_on_every_url_of_the_real_pages(real_pages: list
         resolve = Resolver(url)
         urls = list(page.links)
         for tag in page.imgs:
-            urls += [v for k, v in tag.attrs.items() if k in ("src", "data-src", "data-original", "data-lazy-src") and v]
-            urls += [u for s in [tag.attrs.get("srcset") or "", *tag.sources] for u, _ in srcset_candidates(s)]
+            urls += [v for k, v in tag.attrs.items() if (k == "src" or k in LAZY_URL_ATTRS) and v and v[0] not in "{["]
+            srcsets = [a.get(k) or "" for a in (tag.attrs, *tag.sources) for k in SRCSET_ATTRS]
+            urls += [c.url for s in srcsets for c in parse_srcset(s)]
         for u in urls:
             u = u.strip()
             if not u or u[:5].lower() == "data:":
@@ -172,3 +174,171 @@ def test_resolver_equals_urljoin_on_every_url_of_the_real_pages(real_pages: list
             assert resolve(u) == expected, (url, u)
             checked += 1
     assert checked > 10_000
+
+
+# --- lazy images and placeholders (the attribute list is crawl/lazy.py's survey) ---
+
+SURVEY_PLACEHOLDERS = ["placeholder-horizontal.gif", "grey.gif", "1x1.trans.gif", "blank_1x1.gif", "blank.png",
+                       "blank-f2c3362333e2a7a073648cf7e50aa224b02674cd3b28b24000ca5cdc8980f75f.png", "grey_bg.gif",
+                       "lazyload-placeholder.png", "loading.gif", "1x1-white.jpg", "image-lazy.png", "preloaderbig.gif",
+                       "placeholder.svg", "pixel.gif", "lazy_placeholder.gif", "nn-loading.png", "clear.gif",
+                       "spacer.gif", "transparent-1093278.png", "transparent.png", "blank.gif", "cleardot.gif",
+                       "lazy-loading-14x9.png", "native-ad-placeholder.png", "penci2-holder.png", "lazy.gif"]
+SURVEY_REAL = ["logo_trans.png", "icon-sign-in-gray.svg", "blankfein-gettyimages-456026072.jpg", "blanket-coverage.png",
+               "avatar_empty_x1.png", "acknowledgements_clip_grey.jpg", "home-depot-store-customer-loading-truck.jpg",
+               "lazy-dog.jpg", "pixel", "ph_header_logo_white_transparent_bkgnd.svg", "e151e5.gif"]
+
+
+def _one(html: str, parser: str = "scan") -> tuple[list, dict]:
+    cands, drops, _ = extract(html, "http://e.com/p/", parser)
+    return [(c.image_url, c.srcset_url) for c in cands], dict(drops)
+
+
+def test_placeholder_names_from_the_survey() -> None:
+    from webclip.crawl.lazy import is_placeholder
+
+    assert [n for n in SURVEY_PLACEHOLDERS if not is_placeholder(f"http://e.com/i/{n}?v=1")] == []
+    assert [n for n in SURVEY_REAL if is_placeholder(f"http://e.com/i/{n}")] == []
+    assert is_placeholder("data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+@pytest.mark.parametrize("name", ["data-src", "data-lazy-src", "data-original", "data-lazy", "data-hi-res-src",
+                                  "data-high-res-src", "datasrc", "data-delayed-url", "data-ghost-url",
+                                  "data-src-large", "data-source-standard"])
+@pytest.mark.parametrize("parser", ["scan", "selectolax", "bs4"])
+def test_every_documented_lazy_attribute_is_read(name: str, parser: str) -> None:
+    from webclip.crawl.lazy import LAZY_URL_ATTRS
+
+    assert name in LAZY_URL_ATTRS
+    html = f'<img src="/img/spacer.gif" {name}="/real/{name}.jpg" alt="a cat">'
+    assert _one(html, parser) == ([(f"http://e.com/real/{name}.jpg", None)], {})
+
+
+@pytest.mark.parametrize("parser", ["scan", "selectolax", "bs4"])
+@pytest.mark.parametrize(("html", "expected"), [
+    # MSN: a JSON object in data-src
+    ("""<img src="//s.example/e151e5.gif" data-src='{"default":"//img.example/a.img?h=76&amp;w=138"}' alt="a">""",
+     ("http://img.example/a.img?h=76&w=138", None)),
+    ("""<img data-src='{"default":{"load":"default","w":"80","src":"//img.example/b.img"}}' alt="a">""",
+     ("http://img.example/b.img", None)),
+    # a placeholder src gives way to the real image in data-srcset / data-lazy-srcset
+    ('<img src="data:image/svg+xml,%3Csvg%3E" data-lazy-srcset="/a-640.jpg 640w, /a-300.jpg 300w" alt="a">',
+     ("http://e.com/a-640.jpg", "http://e.com/a-640.jpg")),
+    ('<img src="/i/placeholder-horizontal.gif" data-srcset="/a.jpg 1x, /a@2x.jpg 2x" alt="a">',
+     ("http://e.com/a@2x.jpg", "http://e.com/a@2x.jpg")),
+    # a 1x1 declared src is a placeholder; a srcset candidate wins over it
+    ('<img src="/t.gif" width="1" height="1" srcset="/real.jpg 2x" alt="a">', ("http://e.com/real.jpg", "http://e.com/real.jpg")),
+    # a real src stays the image; the placeholder in srcset never becomes srcset_url
+    ('<img src="/real.jpg" srcset="/i/blank.gif 4000w, /real-big.jpg 1000w" alt="a">',
+     ("http://e.com/real.jpg", "http://e.com/real-big.jpg")),
+    # an unusable lazy value (javascript:, a placeholder) does not hide the src
+    ('<img src="/real.jpg" data-src="javascript:void(0)" data-original="/i/lazy.gif" alt="a">', ("http://e.com/real.jpg", None)),
+])
+def test_placeholders_never_win(parser: str, html: str, expected: tuple) -> None:
+    assert _one(html, parser) == ([expected], {})
+
+
+@pytest.mark.parametrize("parser", ["scan", "selectolax", "bs4"])
+def test_placeholder_in_source_srcset_loses_to_data_srcset(parser: str) -> None:
+    html = ('<picture><source srcset="data:image/gif;base64,R0lGOD 1x" data-srcset="/big.webp 1200w, /small.webp 400w">'
+            '<img src="data:image/gif;base64,R0lGOD" data-srcset="/m.jpg 800w" alt="a cat"></picture>')
+    assert _one(html, parser) == ([("http://e.com/big.webp", "http://e.com/big.webp")], {})
+
+
+@pytest.mark.parametrize("parser", ["scan", "selectolax", "bs4"])
+@pytest.mark.parametrize("html", [
+    '<img src="/i/spacer.gif" alt="a">', '<img src="data:image/gif;base64,R0lGOD" alt="a">',
+    '<img src="/p" width="1" height="1" alt="a">', '<img src="/p" width="2" alt="a">',
+    '<img srcset="data:image/gif;base64,R0lGOD 1x, /i/blank.gif 2x" alt="a">',
+    '<img src="/i/grey.gif" data-src="/i/preloader.gif" alt="a">',
+])
+def test_an_image_with_only_placeholders_is_dropped(parser: str, html: str) -> None:
+    assert _one(html, parser) == ([], {"extract/placeholder": 1})
+
+
+# --- <picture> as HTML5 picks the sources ---
+
+S = "<source srcset='http://s.example/s.jpg 900w'>"
+PICTURES = [
+    (f"<picture>{S}<img src=/a.jpg alt=x><source srcset='/late.jpg 2000w'></picture>", ["http://s.example/s.jpg"]),
+    (f"<picture>{S}<noscript><source srcset='/n.jpg 3000w'><img src=/n.jpg alt=n></noscript><img src=/a.jpg alt=x>"
+     "</picture>", [None, "http://s.example/s.jpg"]),
+    ("<picture><source srcset='/outer.jpg 3000w'><picture><source srcset='/inner.jpg 500w'><img src=/a.jpg alt=x>"
+     "</picture><img src=/b.jpg alt=y></picture>", ["http://e.com/inner.jpg", "http://e.com/outer.jpg"]),
+    (f"<picture>{S}<div><img src=/a.jpg alt=x></div><img src=/b.jpg alt=y></picture>", [None, "http://s.example/s.jpg"]),
+    (f"<picture>{S}<p>t<div></div><img src=/a.jpg alt=x></picture>", ["http://s.example/s.jpg"]),  # <div> closes <p>
+    (f"<picture>{S}<div></picture></div><img src=/a.jpg alt=x>", ["http://s.example/s.jpg"]),  # </picture> ignored
+    (f"<div><picture>{S}</div><img src=/a.jpg alt=x>", [None]),  # </div> closes the picture inside it
+    ("<picture><source type='image/svg+xml' srcset='/v.svg 3000w'><source type='IMAGE/WEBP; codecs=x' "
+     "srcset='/w.webp 1000w'><source type='image/jxl' srcset='/j.jxl 4000w'><img src=/a.jpg alt=x></picture>",
+     ["http://e.com/w.webp"]),  # Pillow decodes webp, not svg or jxl here
+]
+
+
+@pytest.mark.parametrize("parser", ["scan", "selectolax", "bs4"])
+@pytest.mark.parametrize(("html", "expected"), PICTURES)
+def test_picture_sources_by_html5(parser: str, html: str, expected: list) -> None:
+    cands, _, _ = extract(html, "http://e.com/p/", parser)
+    assert [c.srcset_url for c in cands] == expected
+
+
+def test_decodable_types_come_from_pillow() -> None:
+    from PIL import Image
+
+    from webclip.crawl.lazy import decodable_types
+
+    Image.init()
+    assert {"image/jpeg", "image/png", "image/gif", "image/webp", "image/jpg"} <= decodable_types()
+    assert "image/svg+xml" not in decodable_types() and "application/pdf" not in decodable_types()
+    assert all(Image.MIME[f] in decodable_types() for f in Image.OPEN if Image.MIME.get(f, "").startswith("image/"))
+
+
+NESTED = "<picture>" * 20_000 + "<source srcset='/a.jpg 2x'><img src=/b.jpg alt=x>" + "</picture>" * 20_000
+
+
+@pytest.mark.parametrize("html", [
+    NESTED,
+    "<picture>" + "<source srcset='/a.jpg 2x'><img src=/b.jpg alt=x>" * 10_000,
+    "<picture>" + "<div>" * 20_000 + "</span>" * 20_000 + "</div>" * 20_000 + "<img src=/b.jpg alt=x>",
+])
+def test_nested_pictures_in_linear_time(html: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    cands = extract(html, "http://e.com/", "scan")[0]
+    assert time.perf_counter() - started < 1.0
+    assert cands[0].srcset_url == ("http://e.com/a.jpg" if "source" in html else None)
+
+
+def test_nested_pictures_in_bounded_memory() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    extract(NESTED, "http://e.com/", "scan")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * 2**20, peak  # 20k open pictures: a few MB (each <source> once, not once per open picture)
+
+
+# --- the scanner reads every tag by the attribute grammar ---
+
+@pytest.mark.parametrize(("html", "expected"), [
+    ("""<div data-content="<img src='https://a.example/50.jpg' alt='in-attr'>"><img src=/ok.jpg alt=ok></div>""",
+     ["ok"]),
+    ('<div title="<script>"></div><img src=/a.jpg alt=after><script>x</script>', ["after"]),
+    ('<p title="<!--"><img src=/a.jpg alt=c1></p><!-- --><img src=/b.jpg alt=c2>', ["c1", "c2"]),
+    ("</div title='<img src=/x.jpg alt=endtag>'><img src=/a.jpg alt=ok>", ["ok"]),
+    ('<style x="</style>"><img src=/s.jpg alt=hidden></style><img src=/a.jpg alt=ok>', ["ok"]),
+    ('<img src=/a.jpg alt=one><img src=/b.jpg alt="cut', ["one"]),  # EOF inside a quoted value
+    ("<img src=/a.jpg alt=one><img src=/b.jpg alt=cut", ["one"]),  # EOF before '>'
+    ("<img src=/a.jpg alt=one><div title='x><img src=/b.jpg alt=in>", ["one"]),  # a skipped tag cut by EOF
+])
+def test_markup_inside_attribute_values_is_not_markup(html: str, expected: list) -> None:
+    for parser in ("scan", "bs4"):
+        assert [c.alt for c in extract(html, "http://e.com/", parser)[0]] == expected, parser
+
+
+def test_robots_meta_is_read_by_attributes() -> None:
+    html = '<meta content="noimageindex" data-x="a>b" name="robots"><img src=/a.jpg alt=a>'
+    for parser in ("scan", "selectolax", "bs4"):
+        assert extract(html, "http://e.com/", parser)[1] == {"extract/noimageindex": 1}, parser

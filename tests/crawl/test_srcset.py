@@ -72,3 +72,22 @@ def test_a_megabyte_srcset_parses_in_linear_time(shape: str) -> None:
     found = largest(parse_srcset(text), lambda u: u)
     assert time.perf_counter() - started < 1.0
     assert found is None or found.startswith(("https://", "a.jpg"))
+
+
+def test_the_one_pass_reading_equals_the_step_by_step_algorithm() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from webclip.crawl.srcset import parse_srcset_by_steps
+
+    for srcset, _ in CASES:
+        assert parse_srcset(srcset) == parse_srcset_by_steps(srcset), srcset
+    pieces = st.sampled_from(["a.jpg", "b,c.png", ",", ", ", " ", "\t", "100w", "0w", "2x", "1.5x", ".5x", "1e1x",
+                              "10h", "(", ")", "x", "w", "data:image/gif;base64,R0l", "ö.jpg"])
+
+    @settings(max_examples=500, derandomize=True, database=None, deadline=None)
+    @given(st.lists(pieces, max_size=12).map("".join))
+    def same(srcset: str) -> None:
+        assert parse_srcset(srcset) == parse_srcset_by_steps(srcset)
+
+    same()

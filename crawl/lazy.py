@@ -1,0 +1,98 @@
+"""Lazy-loaded images: the attributes that hold the real URL, and the URLs that are only placeholders.
+
+Survey of ``../shared/data`` (276 pages and the 71 HTML responses of its WARCs): attributes of
+``<img>``/``<source>`` whose values are image URLs, with counts of tags / pages.
+
+- read, one URL (first found wins): ``data-src`` (936 / 67), ``data-lazy-src`` (105 / 7),
+  ``data-original`` (105 / 7), ``data-lazy`` (30 / 2), ``data-hi-res-src`` (3 / 2),
+  ``data-high-res-src`` (2 / 2), ``datasrc`` (17 / 1), ``data-src-large`` (33 / 2, the largest of
+  CNN's ``data-src-<size>`` set), ``data-source-standard`` (118 / 1), and ``data-delayed-url``,
+  ``data-ghost-url`` (seen on unseen pages, issue 13). A value that is a JSON object (MSN's
+  ``data-src='{"default": "//…"}'``, 132 / 2) gives its ``default`` (or that object's ``src``).
+- read, srcset: ``srcset``, ``data-srcset`` (342 / 23 on ``<img>``, 232 / 11 on ``<source>``),
+  ``data-lazy-srcset`` (91 / 7).
+- not read: other images or fallbacks, never the displayed one: ``data-pin-media``,
+  ``data-orig-file``/``-medium-file``/``-large-file``, ``data-original-mos``, ``data-fallback-src``,
+  ``data-normal`` (a placeholder), ``data-default``, ``data-low-res-src``, ``onerror``.
+
+A placeholder is a ``data:`` URI, a known spacer or placeholder file name (``spacer.gif``,
+``blank.gif``, ``placeholder*``, ``preloader*``, ``pixel.gif``, ``transparent*.png``, ``lazy*``,
+``grey.gif``, ``1x1*``, ``*-placeholder.png``, …: the survey's names are in the tests), or a ``src``
+whose declared size is at most 2×2 pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+
+LAZY_URL_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-hi-res-src", "data-high-res-src",
+                  "datasrc", "data-delayed-url", "data-ghost-url", "data-src-large", "data-source-standard")
+SRCSET_ATTRS = ("srcset", "data-srcset", "data-lazy-srcset")
+TINY_SIDE = 2
+
+_ANY_EXT = r"\.(?:gif|png|svg|jpe?g|webp)"
+_FLAT_EXT = r"\.(?:gif|png|svg)"  # the weak words name a placeholder only in these, never in a photo format
+_STRONG = "placeholder|preloader|spacer|1x1|transparent"
+_WEAK = "blank|clear|cleardot|pixel|trans|gr[ae]y|empty|dot|loading|loader|lazy|lazyload|holder"
+_PLACEHOLDER_NAME = re.compile(
+    f"(?:{_STRONG})[\\w.-]*{_ANY_EXT}|[\\w.-]*[-_](?:{_STRONG}){_ANY_EXT}"
+    f"|(?:{_WEAK})(?:[-_.][\\w.-]*)?{_FLAT_EXT}|[\\w.-]*[-_](?:lazy|loading|loader|holder|blank){_FLAT_EXT}")
+_HINT = re.compile(f"{_STRONG}|{_WEAK}")
+# Browser aliases of types Pillow registers under another name.
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                 "image/apng": "image/png", "image/vnd.microsoft.icon": "image/x-icon"}
+
+
+def lazy_url(value: str | None) -> str | None:
+    """The URL in a lazy attribute's value (a JSON object gives its ``default``, or the ``src`` in it)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value[:1] in "{[":
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return None
+        found = data.get("default") if isinstance(data, dict) else None
+        if isinstance(found, dict):  # {"default": {"src": "//…", "w": …}}
+            found = found.get("src")
+        return found if isinstance(found, str) else None
+    return value
+
+
+def is_placeholder(url: str) -> bool:
+    """Whether a resolved URL is a ``data:`` URI or a known spacer/placeholder file."""
+    if url[:5].lower() == "data:":
+        return True
+    path = url.split("?", 1)[0]
+    name = path[path.rfind("/") + 1:].lower()
+    if _HINT.search(name) is None:  # most names hold none of the words: decided without more work
+        return False
+    return _PLACEHOLDER_NAME.fullmatch(name.split("#", 1)[0]) is not None
+
+
+def tiny_declared(width: int | None, height: int | None) -> bool:
+    """Whether an ``<img>`` declares a size and every declared side is at most ``TINY_SIDE`` pixels."""
+    if width is None:
+        return height is not None and height <= TINY_SIDE
+    return width <= TINY_SIDE and (height is None or height <= TINY_SIDE)
+
+
+@cache
+def decodable_types() -> frozenset[str]:
+    """The image MIME types Pillow can open here, plus the browsers' aliases of them."""
+    from PIL import Image
+
+    Image.init()
+    types = {Image.MIME[f] for f in Image.OPEN if Image.MIME.get(f, "").startswith("image/")}
+    return frozenset(types | {alias for alias, real in _MIME_ALIASES.items() if real in types})
+
+
+def source_type_ok(attrs: dict[str, str | None]) -> bool:
+    """Whether a ``<source>`` may be used: no ``type``, or a type Pillow decodes (parameters ignored)."""
+    declared = attrs.get("type")
+    if declared is None:
+        return True
+    return declared.split(";", 1)[0].strip().lower() in decodable_types()
