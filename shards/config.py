@@ -19,37 +19,37 @@ class ShardsConfig(BeamRunner):
     RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "per_host_concurrency", "per_host_delay", "progress",
                                           "transient_retry_delay", "max_transient_share")
 
-    image_size: int = 256
-    resize_mode: str = "center_crop"
-    resize_only_if_bigger: bool = False
-    encode_quality: int = 90
-    min_image_size: int = 32
-    max_aspect_ratio: float = 3.0
+    image_size: int = 256  # pixels: side of the resized image (img2dataset's image_size)
+    resize_mode: str = "center_crop"  # img2dataset resize mode: no, keep_ratio, center_crop, border
+    resize_only_if_bigger: bool = False  # leave images smaller than image_size as they are
+    encode_quality: int = 90  # JPEG quality of the stored image (0-100)
+    min_image_size: int = 32  # pixels: images with a smaller side are dropped (download/too_small)
+    max_aspect_ratio: float = 3.0  # longer side / shorter side above this is dropped (download/bad_aspect_ratio)
     max_image_pixels: int = 40_000_000  # Pillow's decompression-bomb limit
-    timeout: float = 10.0
-    max_bytes: int = 10_000_000
-    retries: int = 1
-    per_host_delay: float = 0.5
-    per_host_concurrency: int = 4
-    threads: int = 16
-    user_agent: str = DEFAULT_USER_AGENT
-    robots_agent: str = "webclip"
-    respect_robots: bool = True
+    timeout: float = 10.0  # seconds per request attempt, in all: connect, TLS, headers and body
+    max_bytes: int = 10_000_000  # bytes per image body after decoding, at most (download/too_large)
+    retries: int = 1  # immediate retries of a connection error, 429 or 503
+    per_host_delay: float = 0.5  # seconds between request starts to one host, at least
+    per_host_concurrency: int = 4  # requests in flight to one host, at most
+    threads: int = 16  # download threads per worker
+    user_agent: str = DEFAULT_USER_AGENT  # User-Agent header sent with every request
+    robots_agent: str = "webclip"  # the name matched against robots.txt and agent-scoped X-Robots-Tag
+    respect_robots: bool = True  # obey each image host's robots.txt (RFC 9309)
     # X-Robots-Tag directives (for all agents or for robots_agent) that drop an image as download/opt_out
     opt_out_tokens: list[str] = field(default_factory=lambda: ["noimageindex", "noai", "noimageai"])
     transient_retries: int = 1  # more passes over a job's transient drops (timeouts, 429/5xx, unreachable robots.txt)
     transient_retry_delay: float = 5.0  # seconds between a transient drop and its retry (robots.txt fetched again too)
     # More pairs than this share still transient at the end: no _SUCCESS, a one-line error; a rerun retries only them.
     max_transient_share: float = 0.5
-    allow_private: list[str] = field(default_factory=list)
-    samples_per_job: int = 2000
-    shard_size: int = 1000
-    val_fraction: float = 0.02
-    seed: int = 0
+    allow_private: list[str] = field(default_factory=list)  # HOST[:PORT] or CIDR the address guard lets through
+    samples_per_job: int = 2000  # curated pairs per download job, about (a registered domain stays in one job)
+    shard_size: int = 1000  # samples per final tar
+    val_fraction: float = 0.02  # share of samples set aside (by uid hash) for the val split
+    seed: int = 0  # seed of every hash-decided choice (val split)
     phash_threshold: int = 2  # -1 turns near-duplicate search off; 64-bit pHash bits; see bench/phash.py for precision and recall
     dedupe_on_beam_from: int = 200_000  # images; fewer are deduplicated in-process (same functions)
-    decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])
-    progress: bool = True
+    decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])  # evaluation image folders or tars whose images and near duplicates are removed
+    progress: bool = True  # show progress bars
     curated_path: str | None = None  # read curated parts here instead of <run>/curated (e.g. gs://...)
     output_path: str | None = None  # write jobs/ and final/ here instead of <run>/shards (stats stay in the run)
 
