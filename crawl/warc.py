@@ -7,7 +7,8 @@ what it damages:
 - Per-record gzip files (Common Crawl's layout) are read member by member: a corrupt member, or bytes
   that are no member, count one ``warc/corrupt_member`` and reading resumes at the next intact member
   (the next ``\\x1f\\x8b\\x08`` from which a member inflates into ``WARC/``). Byte ranges of a split file
-  use the same rule, so split and whole reads give the same outcomes.
+  use the same rule, so split and whole reads give the same outcomes. fastwarc streams the members as
+  long as each proves (by its gzip trailer) to be exactly one record, at fastwarc's speed.
 - Plain WARC and whole-file gzip are streamed by fastwarc (which skips junk between plain records);
   a corrupt gzip stream ends there with one ``warc/corrupt_member``: nothing after it can be inflated.
 - Every decompression is capped at ``max_bytes`` (gzip member, record block, Content-Encoding); more
@@ -120,6 +121,7 @@ class Window:
 
     def __init__(self, stream: IO[bytes], base: int = 0):
         self.stream, self.base, self.buf, self.eof, self.cursor = stream, base, bytearray(), False, base
+        self.hold = False  # read() keeps what it passed (a reader may still go back to a released member)
         self.failure: BaseException | None = None  # a read error of the stream itself, kept for fastwarc's caller
 
     def get(self, offset: int, n: int) -> bytes:
@@ -148,7 +150,8 @@ class Window:
         """File-like read from the cursor, for fastwarc."""
         out = self.get(self.cursor, CHUNK if n is None or n < 0 else n)
         self.cursor += len(out)
-        self.release(self.cursor)
+        if not self.hold:
+            self.release(self.cursor)
         return out
 
     def tell(self) -> int:
@@ -166,6 +169,11 @@ def starts_member(buf: bytes) -> bool:
         return False
 
 
+def member_at(win: Window, offset: int) -> bool:
+    """Whether an intact-looking member starts at ``offset`` (a short look first: most starts show in it)."""
+    return starts_member(win.get(offset, 512)) or starts_member(win.get(offset, PROBE_BYTES))
+
+
 def next_member(win: Window, offset: int, end: int | None) -> int | None:
     """Offset of the first intact-looking member in ``[offset, end)``; None if none (the resync rule)."""
     pos = offset
@@ -176,7 +184,7 @@ def next_member(win: Window, offset: int, end: int | None) -> int | None:
             return None
         i = block.find(GZIP_MEMBER)
         while i >= 0 and (end is None or pos + i < end):
-            if starts_member(win.get(pos + i, PROBE_BYTES)):
+            if member_at(win, pos + i):
                 return pos + i
             i = block.find(GZIP_MEMBER, i + 1)
         pos += len(block) - len(GZIP_MEMBER) + 1
@@ -208,31 +216,33 @@ def inflate_member(win: Window, pos: int, cap: int) -> tuple[bytes, int | None, 
     return b"".join(out), at - len(d.unused_data), None
 
 
-def gzip_members(win: Window, start: int, end: int | None, cap: int) -> Iterator[tuple[int, bytes, str | None, bool]]:
-    """(offset, data, failure, truncated) of each member starting in ``[start, end)``, resyncing after a bad one.
+def gzip_members(win: Window, pos: int | None, end: int | None,
+                 cap: int) -> Iterator[tuple[int, bytes, str | None, bool]]:
+    """(offset, data, failure, truncated) of each member from ``pos`` on that starts before ``end``.
 
-    A range owns the members that start in it. Range 0 starts at byte 0, any other at the first intact
-    member; a bad member that follows a range's last good one is counted by that range, since no range
-    can start there. So every member is read, or counted bad, by exactly one range.
+    ``pos`` is a member start reached in file order (or byte 0). After a bad member reading resumes at
+    the next intact one; a range owns the members that start in it, and a bad member right after its
+    last good one (where no range can start): so every member is read, or counted bad, by one range.
     """
-    pos = start if start == 0 else next_member(win, start, end)
     while pos is not None and (end is None or pos < end):
         win.release(pos)
         if not win.get(pos, 1):
             return
-        intact = starts_member(win.get(pos, PROBE_BYTES))
+        intact = member_at(win, pos)
         data, after, failure = inflate_member(win, pos, cap) if intact else (b"", None, CORRUPT)
         yield pos, data, failure, after is None and failure is None
-        if failure:
+        if failure or after is None:  # a damaged member may inflate on to the end of the file past intact ones
             pos = next_member(win, pos + 1, end)
-        elif after is None:
-            return
         elif end is not None and after >= end:
-            if win.get(after, 1) and not starts_member(win.get(after, PROBE_BYTES)):
+            if _bad_member_at(win, after):
                 yield after, b"", CORRUPT, False
             return
         else:
             pos = after
+
+
+def _bad_member_at(win: Window, offset: int) -> bool:
+    return bool(win.get(offset, 1)) and not member_at(win, offset)
 
 
 def _first_member(head: bytes) -> tuple[bytes | None, bool]:
@@ -334,8 +344,75 @@ def _read_range(stream: IO[bytes], start: int, end: int | None, parser: str, cap
 
 def read_members(win: Window, start: int, end: int | None, parser: str, cap: int,
                  where: str) -> Iterator[PageOutcome]:
-    """Outcomes of the members starting in ``[start, end)`` of a per-record gzip file."""
-    for offset, data, failure, truncated in gzip_members(win, start, end, cap + HEADER_ROOM):
+    """Outcomes of the members starting in ``[start, end)`` of a per-record gzip file.
+
+    Range 0 starts at byte 0, any other at its first intact member. fastwarc streams the members while
+    each proves to be one whole record; from the first that does not, each member is inflated on its
+    own (``gzip_members``), with the same outcomes for the members both could read.
+    """
+    pos = start if start == 0 else next_member(win, start, end)
+    if pos is not None:
+        pos = yield from stream_members(win, pos, end, parser, cap, where)
+    yield from each_member(win, pos, end, parser, cap, where)
+
+
+def stream_members(win: Window, pos: int, end: int | None, parser: str, cap: int,
+                   where: str) -> Iterator[PageOutcome]:
+    """Outcomes from fastwarc's gzip stream, one record behind: a record is given once the next one shows
+    its member was exactly that record. Returns where member-by-member reading must take over (None: done)."""
+    if not member_at(win, pos):
+        return pos
+    win.cursor, win.hold = pos, True
+    records, pending = _records(win), None
+    try:
+        for record in records:
+            at = record.stream_pos
+            if pending is not None:
+                if not (at > pending[0] and _isize(win, at) == pending[1]):
+                    return pending[0]
+                if pending[2] is not None:
+                    yield pending[2]
+                win.release(at)
+                if end is not None and at >= end:
+                    if _bad_member_at(win, at):
+                        log_drop(CORRUPT, where, at, trace=False)
+                        yield PageOutcome(CORRUPT)
+                    return None
+            elif at != pos:
+                return pos
+            size = _record_size(record)
+            if size > cap + HEADER_ROOM or not member_at(win, at):
+                return at
+            outcome = page_outcome(record, parser, cap, where, at, win, log=False)
+            if outcome is not None and outcome.page_drop == RECORD_ERROR:
+                return at  # maybe a corrupt member; reading it on its own tells
+            pending = (at, size, outcome)
+    except BaseException as e:
+        if win.failure is not None:
+            raise win.failure from e
+        if not contained(e):
+            raise
+    finally:
+        win.hold = False
+    return pos if pending is None else pending[0]  # the last member is read again on its own
+
+
+def _record_size(record: Any) -> int:
+    """Bytes of a record as written in the usual form: version line, ``Name: value`` lines, block, CRLFs."""
+    h = record.headers
+    return len(h.status_line_bytes) + 4 + sum(len(k) + len(v) + 4 for k, v in h.items_bytes()) + record.content_length + 4
+
+
+def _isize(win: Window, member_end: int) -> int | None:
+    """The inflated size recorded in the trailer of the gzip member that ends at ``member_end``."""
+    tail = win.get(member_end - 4, 4) if member_end - 4 >= win.base else b""
+    return int.from_bytes(tail, "little") if len(tail) == 4 else None
+
+
+def each_member(win: Window, pos: int | None, end: int | None, parser: str, cap: int,
+                where: str) -> Iterator[PageOutcome]:
+    """Outcomes of the members from ``pos`` on, each inflated on its own (resyncing after a bad one)."""
+    for offset, data, failure, truncated in gzip_members(win, pos, end, cap + HEADER_ROOM):
         if failure is None:
             yield from _member_outcomes(data, truncated, parser, cap, where, offset)
         elif _record_type(data) in (None, *PAGE_READERS):  # an oversized request record is no page
@@ -399,7 +476,7 @@ READERS: dict[str, Callable[..., Iterator[PageOutcome]]] = {"members": read_memb
 
 
 def page_outcome(record: Any, parser: str, cap: int, where: str, offset: int,
-                 win: Window | None = None) -> PageOutcome | None:
+                 win: Window | None = None, log: bool = True) -> PageOutcome | None:
     """Outcome of one record; None for records that are no page. The failure boundary of one record.
 
     A read error of ``win``, the stream the record is read from, is the archive's failure, not the record's.
@@ -416,7 +493,8 @@ def page_outcome(record: Any, parser: str, cap: int, where: str, offset: int,
             raise win.failure from e
         if not contained(e):
             raise
-        log_drop(RECORD_ERROR, where, offset)
+        if log:
+            log_drop(RECORD_ERROR, where, offset)
         return PageOutcome(RECORD_ERROR)
 
 

@@ -20,7 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SHARED_DATA, shared_data
-from webclip.crawl.warc import UnreadableArchive, archive_ranges, read_archive
+from webclip.crawl.warc import (
+    MAX_BYTES,
+    UnreadableArchive,
+    Window,
+    archive_ranges,
+    each_member,
+    read_archive,
+    sniff,
+)
 
 EXAMPLES = int(os.environ.get("WEBCLIP_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
@@ -54,14 +62,16 @@ def alone(name: str, i: int) -> tuple:
 
 def rows(source: bytes | str, **kw) -> list[tuple]:
     """Outcomes as comparable tuples; checks every outcome is accounted for on the way."""
-    out = []
-    for o in read_archive(io.BytesIO(source) if isinstance(source, bytes) else source, **kw):
-        if o.page_drop is not None:
-            assert "/" in o.page_drop and not o.candidates and not o.img_drops and not o.imgs, o
-        else:
-            assert o.imgs == len(o.candidates) + sum(o.img_drops.values()), o
-        out.append((o.page_drop, tuple(c.uid for c in o.candidates), tuple(sorted(o.img_drops.items())), o.imgs))
-    return out
+    return [as_row(o) for o in read_archive(io.BytesIO(source) if isinstance(source, bytes) else source, **kw)]
+
+
+def as_row(o) -> tuple:
+    """One outcome as a comparable tuple, checked to be accounted for: a named drop, or every image counted."""
+    if o.page_drop is not None:
+        assert "/" in o.page_drop and not o.candidates and not o.img_drops and not o.imgs, o
+    else:
+        assert o.imgs == len(o.candidates) + sum(o.img_drops.values()), o
+    return o.page_drop, tuple(c.uid for c in o.candidates), tuple(sorted(o.img_drops.items())), o.imgs
 
 
 def is_subsequence(needles: list, haystack: list) -> bool:
@@ -129,6 +139,10 @@ def test_fuzz_mutated_per_record_archives(case, split_bytes) -> None:
     assert rows(path) == whole  # deterministic
     split_reads_agree(path, whole, split_bytes)
     assert is_subsequence([r for i in intact for r in alone(name, i)], whole), name
+    if sniff(data[:1 << 20]) == "members":  # fastwarc's stream, where it runs, reads as members one by one do
+        with open(path, "rb") as f:
+            one_by_one = [as_row(o) for o in each_member(Window(f), 0, None, "scan", MAX_BYTES, path)]
+        assert one_by_one == whole
 
 
 @FUZZ
