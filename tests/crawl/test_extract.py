@@ -134,6 +134,72 @@ def test_charset_order() -> None:
     assert "café" in decode_html(body)[0]
     assert "café" in decode_html("<p>café</p>".encode("latin-1"), "text/html; charset=iso-8859-1")[0]
     assert decode_html(b"\xef\xbb\xbf<p>\xc3\xa9</p>")[0] == "<p>é</p>"
+    assert decode_html(b"\xef\xbb\xbf<p>\xc3\xa9</p>", "text/html; charset=windows-1252")[1] == "utf-8"  # BOM first
+
+
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16be", "utf-32"])
+def test_utf16_or_32_in_meta_means_utf8(label: str) -> None:
+    text, codec = decode_html(f'<meta charset="{label}"><img src=/a.jpg alt="café">'.encode())
+    assert codec == "utf-8" and extract(text, "http://e.com/")[0][0].alt == "café"
+
+
+@pytest.mark.parametrize(("data", "content_type"), [
+    (b"<p>caf\xc3\xa9 \xff</p>", "text/html; charset=utf-8"),
+    (b"<meta charset=utf-8><p>caf\xc3\xa9 \xff</p>", None),
+    (b'<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"><p>caf\xc3\xa9 \xff</p>', None),
+    (b"\xef\xbb\xbf<p>caf\xc3\xa9 \xff</p>", "text/html; charset=iso-8859-1"),
+])
+def test_declared_utf8_stays_utf8_with_replacement_characters(data: bytes, content_type: str | None) -> None:
+    text, codec = decode_html(data, content_type)
+    assert codec == "utf-8" and "café \ufffd" in text
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b'<meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">', "cp932"),
+    (b'<meta content="text/html; charset=windows-1251">', None),  # content needs http-equiv
+    (b"<!-- <meta charset=big5> --><meta charset=koi8-r>", "koi8-r"),
+    (b'<div title="<meta charset=big5>"><meta charset="euc-kr">', "cp949"),
+    (b'<meta charset="bogus"><meta charset="gbk">', "gb18030"),
+    (b'<meta charset="latin1">', "cp1252"), (b"<meta charset=x-user-defined>", "cp1252"),
+    (b"<meta name=x charset=' EUC-JP '>", "euc-jp"), (b"<metacharset=big5>", None),
+    (b" " * 1020 + b"<meta charset=big5>", None),  # past the first 1024 bytes
+])
+def test_meta_prescan_by_the_spec(head: bytes, expected: str | None) -> None:
+    from webclip.crawl.charset import prescan
+
+    assert prescan(head + b"<p>x</p>") == expected
+
+
+def _legacy_warc_pages() -> list[tuple[bytes, str]]:
+    """HTML responses of the real archives that declare a legacy charset, with their declared codec."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    from webclip.crawl.charset import HEADER_CHARSET, codec_for, prescan
+
+    out = []
+    for path in sorted(shared_data("warc").glob("*.warc*")):
+        if "wat" in path.name or "wet" in path.name:
+            continue
+        with path.open("rb") as stream:
+            for record in ArchiveIterator(stream):
+                ctype = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
+                if record.rec_type == "response" and "html" in ctype:
+                    body = record.content_stream().read()
+                    header = HEADER_CHARSET.search(ctype)
+                    codec = (codec_for(header.group(1)) if header else None) or prescan(body)
+                    if codec not in (None, "utf-8"):
+                        out.append((body, codec))
+    return out
+
+
+def test_detection_finds_the_declared_text_of_real_legacy_pages() -> None:
+    from webclip.crawl.charset import detect
+
+    pages = _legacy_warc_pages()
+    assert len(pages) >= 30  # euc-jp, gbk/gb2312, windows-1251 pages of Common Crawl
+    same = sum(body.decode(detect(body), "replace") == body.decode(codec, "replace") for body, codec in pages)
+    old_fallback = sum(body.decode("cp1252", "replace") == body.decode(codec, "replace") for body, codec in pages)
+    assert same >= 0.95 * len(pages) and old_fallback == 0, (same, old_fallback, len(pages))
 
 
 def test_absolute_url_fast_path_equals_urljoin() -> None:
