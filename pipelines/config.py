@@ -22,24 +22,24 @@ class CurateConfig(BeamRunner):
     RUNTIME: ClassVar[tuple[str, ...]] = ("progress",)  # free to change on resume (see webclip.config.runtime_fields)
 
     queries: str = "sampleweb/concepts.json"  # relative paths are inside the run folder
-    min_alt_chars: int = 5
-    max_alt_chars: int = 256
-    min_alt_words: int = 2
-    min_image_side: int = 32
-    languages: list[str] = field(default_factory=lambda: ["en"])
+    min_alt_chars: int = 5  # characters: shorter alt texts are dropped (filter/alt_too_short)
+    max_alt_chars: int = 256  # characters: longer alt texts are dropped (filter/alt_too_long)
+    min_alt_words: int = 2  # whitespace-separated words: alt texts with fewer are dropped (filter/alt_too_few_words)
+    min_image_side: int = 32  # pixels: images whose declared width or height is smaller are dropped (filter/too_small_declared)
+    languages: list[str] = field(default_factory=lambda: ["en"])  # ISO 639-1 codes kept (empty: every language)
     lang_detector: str = DEFAULT_DETECTOR  # see bench/langid.py for the measured table
-    match_mode: str = "word"
+    match_mode: str = "word"  # word (Unicode word tokens), substring (case-insensitive raw substring) or metaclip (MetaCLIP v1's rule)
     # word mode only, both sides of the match; defaults chosen on tests/pipelines/data/match_traps.jsonl
     match_inflections: bool = True  # cats, cat's, puppies -> cat, puppy (and Korean particles)
     match_accents: bool = True  # an entry without accents also finds accented text (cafe -> café)
     matcher: str = "ahocorasick_rs"  # measured in bench/match.py; pyahocorasick gives the same ids
-    balance_t: int = 20_000
+    balance_t: int = 20_000  # pairs per entry kept at most (MetaCLIP's t); an entry above it keeps t/count of its pairs
     balance_fraction: float | None = None  # if set, t = fraction * matched pairs (at least 1)
     balance_by: str = "entry"  # "entry": counts pooled over languages; "entry_lang": per (language, entry)
     balance_anchor_lang: str = "en"  # entry_lang: this language gets balance_t, others the same tail share
-    seed: int = 0
-    num_parts: int = 4
-    progress: bool = True
+    seed: int = 0  # seed of every hash-decided choice (balancing)
+    num_parts: int = 4  # Parquet parts written (by uid range)
+    progress: bool = True  # show progress bars
     candidates_path: str | None = None  # read candidates here instead of <run>/candidates (e.g. gs://...)
     output_path: str | None = None  # write Parquet here instead of <run>/curated (stats stay in the run)
 

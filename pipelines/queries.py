@@ -26,16 +26,16 @@ WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 class QueriesConfig(BeamRunner):
     """Sources, their priority and the budget."""
 
-    size: int = 500_000
-    priority: list[str] = field(default_factory=lambda: ["wordnet", "titles", "bigrams", "wordfreq"])
+    size: int = 500_000  # entries in the query list, at most (kept by source priority, then frequency or score)
+    priority: list[str] = field(default_factory=lambda: ["wordnet", "titles", "bigrams", "wordfreq"])  # sources, most important first
     wordnet_path: str | None = None  # an NLTK ``corpora/wordnet`` folder or Debian's /usr/share/wordnet
-    wordfreq_lang: str | None = "en"
-    wordfreq_max: int = 500_000
-    titles_file: str | None = None
+    wordfreq_lang: str | None = "en"  # language of wordfreq's frequent words (null: no wordfreq source)
+    wordfreq_max: int = 500_000  # most frequent words taken from wordfreq, at most
+    titles_file: str | None = None  # text file of titles (e.g. Wikipedia article titles), one per line
     bigram_corpus: list[str] = field(default_factory=list)  # text files (one text per line) or candidate Parquet
-    bigram_min_count: int = 5
-    bigram_min_pmi: float = 3.0
-    bigram_max: int = 100_000
+    bigram_min_count: int = 5  # occurrences a bigram needs in bigram_corpus, at least
+    bigram_min_pmi: float = 3.0  # pointwise mutual information (natural log) a bigram needs, at least
+    bigram_max: int = 100_000  # highest-PMI bigrams kept, at most
 
     def validate(self) -> None:
         """Reject unknown sources."""
