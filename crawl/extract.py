@@ -129,7 +129,7 @@ def collapse_ws(text: str) -> str:
 def _int_attr(v: str | None) -> int | None:
     if not v:
         return None
-    if v.isdigit() and len(v) <= 6:
+    if v.isdecimal() and len(v) <= 6:
         return int(v)
     m = re.match(r"\s*(\d{1,6})", v or "")
     return int(m.group(1)) if m else None
@@ -173,7 +173,7 @@ def srcset_choice(tag: ImgTag, resolve: Resolver, memo: dict[int, tuple]) -> tup
     Images of one ``<picture>`` share their sources list, so its best candidate is worked out once (``memo``).
     """
     attrs = tag.attrs
-    own = _best_of([v for name in SRCSET_ATTRS if (v := attrs.get(name))], resolve) if len(attrs) > 1 else _NONE
+    own = _best_of([v for name in SRCSET_ATTRS if (v := attrs.get(name))], resolve)
     if not tag.sources:
         return own[0], "" if own[0] else own[2]
     key = id(tag.sources)

@@ -172,9 +172,8 @@ def _skip_script(text: str, pos: int) -> int:
         token = m.group(0)
         pos = m.end()
         if token == "<!--":
-            if state == 0:
-                state = 1
-                pos -= 2  # '<!-->' and '<!--->' close at once: let '-->' overlap the opener
+            state = state or 1
+            pos -= 2  # '<!-->' and '<!--->' close at once, in any state: let '-->' overlap the opener
         elif token == "-->":
             state = 0
         elif m.group(1):  # </script
@@ -219,47 +218,138 @@ _SPECIAL = _words(_BLOCKS + " applet area base basefont bgsound body br button c
                   "frameset head hr html iframe img input keygen li link marquee meta noembed noframes noscript "
                   "object param plaintext script select source style table tbody td template textarea tfoot th "
                   "thead title tr track wbr xmp")
-# End tags handled by their own tree-builder rule: one with no element open inside the picture closes
-# an element outside it, and the picture with it.
+# End tags with their own tree-builder rule: they close the element if it is in scope (not behind one of
+# _SCOPE), and one with no such element open inside the pictures closes an element around them.
 _CLOSES_OUTSIDE = _words(_BLOCKS + " button li dd dt a b big code em font i nobr s small strike strong tt u "
                          "applet marquee object")
+_FORMATTING = _words("a b big code em font i nobr s small strike strong tt u")
+_SCOPE = _words("applet caption html table td th marquee object template")
+_SCOPES = {"p": _SCOPE | {"button"}, "li": _SCOPE | {"ol", "ul"}}
 _LIST_ITEMS = {"li": ("li",), "dd": ("dd", "dt"), "dt": ("dd", "dt")}
+_SOFT_SPECIAL = _words("address div p")  # special elements a new list item looks past
+# Start tags that do not first reopen formatting elements a closed parent left open (HTML5's "reconstruct
+# the active formatting elements" runs before every other start tag and before text).
+_NO_REOPEN = _words(_BLOCKS + " li dd dt table hr source param track textarea script style title meta base link "
+                    "noframes plaintext")
+_MOVE_LIMIT = 64
 
 
-class _Picture:
-    """One open ``<picture>``: its ``<source>`` children so far and the elements open inside it."""
+class _Sources:
+    """The ``<source>`` children of one open ``<picture>`` so far."""
 
-    __slots__ = ("sources", "shared", "inner", "counts", "special")
+    __slots__ = ("sources", "shared")
 
     def __init__(self) -> None:
         self.sources: list[dict[str, str | None]] = []
         self.shared: list[dict[str, str | None]] = []  # handed to the last <img>; reused while unchanged
-        self.inner: list[str] = []
-        self.counts: dict[str, int] = {}
-        self.special = 0
 
     def snapshot(self) -> list[dict[str, str | None]]:
         if len(self.shared) != len(self.sources):
             self.shared = self.sources.copy()
         return self.shared
 
-    def push(self, name: str) -> None:
-        if name in _CLOSES_P and self.counts.get("p"):
-            self.pop_to(("p",))
-        if name in _LIST_ITEMS and any(self.counts.get(n) for n in _LIST_ITEMS[name]):
-            self.pop_to(_LIST_ITEMS[name])
-        self.inner.append(name)
-        self.counts[name] = self.counts.get(name, 0) + 1
-        self.special += name in _SPECIAL
 
-    def pop_to(self, names: tuple[str, ...]) -> None:
-        """Pop open elements down to and including the last of ``names``."""
-        while self.inner:
-            name = self.inner.pop()
-            self.counts[name] -= 1
-            self.special -= name in _SPECIAL
-            if name in names:
-                return
+class _OpenElements:
+    """The elements open inside the outermost open ``<picture>``, as the tree builder's stack holds them.
+
+    Index lists per name and per kind of element keep every step O(1) amortized.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.where: dict[str, list[int]] = {}
+        self.specials: list[int] = []
+        self.hard_specials: list[int] = []  # specials other than address, div, p
+        self.pictures: dict[int, _Sources] = {}
+        self.reopen: list[str] = []  # formatting elements closed with a parent: reopened before the next content
+
+    def parent_picture(self) -> _Sources | None:
+        """The ``<picture>`` a new element would be a child of, or None."""
+        return self.pictures.get(len(self.names) - 1)
+
+    def last(self, name: str) -> int:
+        found = self.where.get(name)
+        return found[-1] if found else -1
+
+    def push(self, name: str) -> None:
+        i = len(self.names)
+        self.names.append(name)
+        self.where.setdefault(name, []).append(i)
+        if name in _SPECIAL:
+            self.specials.append(i)
+            if name not in _SOFT_SPECIAL:
+                self.hard_specials.append(i)
+        if name == "picture":
+            self.pictures[i] = _Sources()
+
+    def pop_to(self, i: int, closed: bool = True) -> None:
+        """Pop the element at index ``i`` and all above it; formatting elements above it are to be reopened
+        (and the one at ``i`` too unless its own end tag ``closed`` it)."""
+        popped = []
+        while len(self.names) > i:
+            j = len(self.names) - 1
+            name = self.names.pop()
+            self.where[name].pop()
+            for kind in (self.specials, self.hard_specials):
+                if kind and kind[-1] == j:
+                    kind.pop()
+            self.pictures.pop(j, None)
+            if name in _FORMATTING and not (closed and j == i):
+                popped.append(name)
+        self.reopen += popped[::-1]
+        if not self.names:
+            self.reopen.clear()  # outside every picture they no longer matter
+
+    def reopen_formatting(self) -> None:
+        """HTML5's "reconstruct the active formatting elements"."""
+        for name in self.reopen[:_MOVE_LIMIT]:
+            self.push(name)
+        self.reopen.clear()
+
+    def start(self, name: str) -> None:
+        """A start tag of an element that is not void: close what it closes, then open it."""
+        if name == "a":  # a new <a> first ends the open one
+            if "a" in self.reopen:
+                self.reopen.remove("a")
+            elif self.last("a") >= 0:
+                self.end("a")
+        if name not in _NO_REOPEN and self.reopen:
+            self.reopen_formatting()
+        if name in _CLOSES_P and (p := self.last("p")) > max(self.last(n) for n in _SCOPES["p"]):
+            self.pop_to(p)
+        if name in _LIST_ITEMS:
+            item = max(self.last(n) for n in _LIST_ITEMS[name])
+            if item >= 0 and not (self.hard_specials and self.hard_specials[-1] > item):
+                self.pop_to(item)
+        self.push(name)
+
+    def end(self, name: str) -> None:
+        """An end tag: close the element it names unless HTML5 ignores it here."""
+        i = self.last(name)
+        if i < 0:
+            if name in self.reopen:
+                self.reopen.remove(name)
+            elif name in _CLOSES_OUTSIDE:
+                self.pop_to(0, closed=False)  # it names an element around the pictures
+            return
+        if name in _FORMATTING and self.specials and self.specials[-1] > i:
+            self.pop_at(i)  # the adoption agency: the element moves below the block after it
+            self.push(name)
+            return
+        elif name in _CLOSES_OUTSIDE:
+            if max(self.last(n) for n in _SCOPES.get(name, _SCOPE)) < i:
+                self.pop_to(i)
+        elif not (self.specials and self.specials[-1] > i):  # past a special element HTML5 ignores it
+            self.pop_to(i)
+
+    def pop_at(self, i: int) -> None:
+        """Take out the element at index ``i`` alone (rare: the adoption agency; bounded, so never quadratic)."""
+        above = self.names[i + 1:]
+        reopen = self.reopen[:]
+        self.pop_to(i)
+        self.reopen = reopen
+        for name in above[:_MOVE_LIMIT]:
+            self.push(name)
 
 
 class _Scan:
@@ -272,8 +362,8 @@ class _Scan:
         self.metas: list[str] = []
         self.base_href: str | None = None
         self.lang: str | None = None
-        self.seen_html = False
-        self.pictures: list[_Picture] = []
+        self.seen_lang = False
+        self.open = _OpenElements()
         self.start = {"img": self.img, "source": self.source, "picture": self.picture, "meta": self.meta,
                       "base": self.base, "html": self.html, **({"a": self.anchor} if links else {})}
 
@@ -282,7 +372,13 @@ class _Scan:
         text, skip_out, skip_in, tag_at = self.text, _SKIP[self.links].match, _SKIP_TEXT.match, _NEXT.match
         pos = 0
         while True:
-            pos = (skip_in if self.pictures else skip_out)(text, pos).end()  # the regex passes over what needs no Python
+            if not self.open.names:
+                pos = skip_out(text, pos).end()  # the regex passes over what needs no Python
+            else:
+                after = skip_in(text, pos).end()
+                if self.open.reopen and text[pos:after].strip("\0"):  # text reopens formatting elements
+                    self.open.reopen_formatting()
+                pos = after
             m = tag_at(text, pos)
             if m is None:
                 if pos >= len(text):
@@ -296,8 +392,8 @@ class _Scan:
                 pos = -1 if end < 0 else end + 1
             elif m.group(3):
                 pos = _tag_end(text, m.end())
-                if pos >= 0 and self.pictures:
-                    self.end_tag(m.group(4).lower())
+                if pos >= 0 and self.open.names:
+                    self.open.end(m.group(4).lower())
             else:
                 pos = self.start_tag(m.group(4).lower(), m.end())
             if pos < 0:  # the page ends inside a comment or a tag: HTML5 emits nothing more
@@ -320,40 +416,23 @@ class _Scan:
             return end
         if name in _RAW_END:
             return _skip_raw(self.text, end, name)
-        if self.pictures and name not in _NO_ELEMENT:
-            self.pictures[-1].push(name)
+        if self.open.names and name not in _NO_ELEMENT:
+            self.open.start(name)
         return end
 
-    def end_tag(self, name: str) -> None:
-        """An end tag inside a ``<picture>``: close what it closes."""
-        while self.pictures:
-            picture = self.pictures[-1]
-            if name == "picture":
-                if not picture.special:  # past a special element HTML5 ignores </picture>
-                    self.pictures.pop()
-                return
-            if picture.counts.get(name):
-                picture.pop_to((name,))
-                return
-            if name not in _CLOSES_OUTSIDE:
-                return
-            self.pictures.pop()
-
-    def _child_of_picture(self) -> _Picture | None:
-        picture = self.pictures[-1] if self.pictures else None
-        return picture if picture is not None and not picture.inner else None
-
     def img(self, attrs: dict[str, str | None]) -> None:
-        parent = self._child_of_picture()
+        if self.open.reopen:
+            self.open.reopen_formatting()
+        parent = self.open.parent_picture()
         self.imgs.append(ImgTag(attrs, parent.snapshot() if parent is not None else []))
 
     def source(self, attrs: dict[str, str | None]) -> None:
-        parent = self._child_of_picture()
+        parent = self.open.parent_picture()
         if parent is not None and len(parent.sources) < MAX_SOURCES:
             parent.sources.append(attrs)
 
     def picture(self, attrs: dict[str, str | None]) -> None:
-        self.pictures.append(_Picture())
+        self.open.start("picture")
 
     def meta(self, attrs: dict[str, str | None]) -> None:
         if (attrs.get("name") or "").lower() in ("robots", "webclip"):
@@ -364,15 +443,15 @@ class _Scan:
             self.base_href = attrs["href"]
 
     def html(self, attrs: dict[str, str | None]) -> None:
-        if not self.seen_html:
-            self.seen_html, self.lang = True, attrs.get("lang")
+        if not self.seen_lang and "lang" in attrs:  # a later <html> adds the attributes the first lacks
+            self.seen_lang, self.lang = True, attrs["lang"]
 
     def anchor(self, pos: int) -> int:
         href, end = read_attr(self.text, pos, "href")
         if href is not None:
             self.hrefs.append(href)
-        if end >= 0 and self.pictures:
-            self.pictures[-1].push("a")
+        if end >= 0 and self.open.names:
+            self.open.start("a")
         return end
 
 

@@ -58,12 +58,18 @@ def real_pages() -> list[tuple[str, str, tuple]]:
 
 @pytest.mark.parametrize("parser", ["scan", "selectolax"])
 def test_fast_parsers_agree_with_bs4_reference_on_real_pages(parser: str, real_pages: list) -> None:
-    agree = links = 0
+    """bs4 + lxml is the second reference; where it and html5lib part, html5lib decides (its own test lists those)."""
+    from tests.crawl.test_html5lib_reference import BS4_DIVERGENCES
+
+    differ, links = [], 0
     for text, url, reference in real_pages:
         ours = extract(text, url, parser)
-        agree += ours[0] == reference[0] and ours[1] == reference[1]
+        if not (ours[0] == reference[0] and ours[1] == reference[1]):
+            differ.append(url)
         links += ours[2].links == reference[2].links
-    assert agree / len(real_pages) >= 0.99, f"{agree}/{len(real_pages)} pages give the same candidates and drops"
+    if parser == "scan":
+        assert len(differ) <= len(BS4_DIVERGENCES), differ
+    assert len(differ) <= 0.01 * len(real_pages), differ
     assert links / len(real_pages) >= 0.99, f"{links}/{len(real_pages)} pages give the same links"
 
 
