@@ -8,7 +8,9 @@
   wording ("text containing one of the queries"); ``cat`` is found in ``education``.
 - ``metaclip``: MetaCLIP v1's published rule: the entry padded with one space each side, case-sensitive,
   found in the text padded with one space each side after `` , . ; : ? ! ` `` are wrapped in spaces and
-  tab, newline and carriage return become spaces.
+  tab, newline and carriage return become spaces. The curate stage applies it, like every mode, to the
+  normalised caption (``normalise_caption``: entities decoded, tags dropped, NFC, any run of whitespace, a
+  no-break space included, made one space), which is what MetaCLIP's raw alt text would differ on.
 
 Entries sharing a key all match together (every id is returned); entries with an empty key can never match.
 Both are counted by ``Automaton.report`` and recorded in the curate stage's stats.

@@ -8,7 +8,9 @@ where its tokens appear as whole tokens in the caption. Tokens (see ``TOKEN``):
 - one character, with its marks, of a script written without spaces (Han, Hiragana, Katakana, Thai, Lao,
   Khmer, Myanmar): those scripts are matched per character;
 - one symbol (``\\p{S}`` and ``# & % @ *``), with its marks: ``c++`` is ``c + +``, ``at&t`` is ``at & t``,
-  ``❤️`` is ``❤`` (variation selectors and joiners are dropped).
+  ``❤️`` is ``❤`` (variation selectors are dropped); as in UAX #29, an emoji ZWJ sequence (``👨‍👩‍👧``), a flag
+  (a pair of regional indicators, ``🇯🇵``) and a tag sequence (``🏴󠁧󠁢󠁥󠁮󠁧󠁿``) are one token, so ``👨`` is not found in a
+  family and ``🇵🇫`` not between ``🇯🇵🇫🇷``; a skin-tone modifier is a token of its own (``👍`` finds ``👍🏽``).
 
 Every other character (spaces, punctuation, controls) separates tokens. Optional folds, applied on both
 sides: ``fold_inflection`` (English plural and possessive) and ``fold_accents`` (Latin and Greek accents,
@@ -35,12 +37,20 @@ _WORD = rf"{_W}+(?:'{_W}+)*"
 # Symbols that stay attached to the word they follow (c++, c#, at&t, 100%); "|" is a separator, emoji never glue.
 _GLUE = rf"[[\p{{Sm}}\p{{Sc}}\p{{Sk}}{KEPT_PUNCT}]--[|\U0001F3FB-\U0001F3FF]]"
 _SYMBOL = rf"[[\p{{S}}{KEPT_PUNCT}]--[|]]"
-TOKEN = regex.compile(rf"{_U}\p{{M}}*|{_WORD}(?:{_GLUE}+(?:{_WORD})?)*|{_SYMBOL}\p{{M}}*", regex.V1)
+_EXTEND = r"[\p{M}\U000E0020-\U000E007F]*"  # marks, and the tag characters of flags like England's
+_SKIN = r"[\U0001F3FB-\U0001F3FF]"
+_FLAG = r"[\U0001F1E6-\U0001F1FF]{2}"  # UAX #29 WB15/16: regional indicators pair up from the left
+_EMOJI_ZWJ = rf"{_SYMBOL}{_EXTEND}{_SKIN}?(?:\u200d{_SYMBOL}{_EXTEND}{_SKIN}?)+"  # WB3c: ZWJ x Extended_Pictographic
+TOKEN = regex.compile(rf"{_U}\p{{M}}*|{_WORD}(?:{_GLUE}+(?:{_WORD})?)*|{_FLAG}|{_EMOJI_ZWJ}|{_SYMBOL}{_EXTEND}", regex.V1)
 # Before tokenising: apostrophe look-alikes become "'"; invisible joiners, variation selectors, soft hyphens and
-# the Arabic tatweel are dropped.
+# the Arabic tatweel are dropped, except a zero-width joiner between two pictographs (an emoji ZWJ sequence).
 PRE_KEY = str.maketrans({**dict.fromkeys("\u2019\u2018\u02bc\u00b4`\u2032", "'"),
-                         **dict.fromkeys("\u200c\u200d\ufe0e\ufe0f\u00ad\u0640\u200e\u200f\u200b", None)})
-NEEDS_PRE = re.compile("[" + "".join(map(chr, PRE_KEY)) + "]")
+                         **dict.fromkeys("\u200c\ufe0e\ufe0f\u00ad\u0640\u200e\u200f\u200b", None)})
+NEEDS_PRE = re.compile("[" + "".join(map(chr, PRE_KEY)) + "\u200d\u0130\u0307]")
+LOOSE_ZWJ = regex.compile(r"(?<![\p{Extended_Pictographic}\p{M}\U0001F3FB-\U0001F3FF])\u200d|\u200d(?!\p{Extended_Pictographic})")
+# Default case folding turns the Turkish capital İ into i + combining dot above; the dot is not an accent of the
+# word (istanbul, İstanbul and ISTANBUL are one word), so it goes.
+DOTTED_I = "i\u0307"
 ASCII_GLUE = "".join(c for c in map(chr, range(128)) if not c.isalnum() and c not in "'`" and TOKEN.fullmatch("a" + c))
 
 
@@ -77,9 +87,13 @@ def tokens(text: str) -> list[str]:
     if text.isascii():
         key = text.translate(ASCII_KEY)
         return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
-    if NEEDS_PRE.search(text):
-        text = text.translate(PRE_KEY)
-    return TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+    if not NEEDS_PRE.search(text):
+        return TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+    text = text.translate(PRE_KEY)
+    if "\u200d" in text:
+        text = LOOSE_ZWJ.sub("", text)
+    key = unicodedata.normalize("NFKC", text).casefold()
+    return TOKEN.findall(key.replace(DOTTED_I, "i") if DOTTED_I in key else key)
 
 
 def match_key(text: str, inflections: bool = False) -> str:
@@ -121,9 +135,13 @@ _IRREGULAR = (
     "knives:knife wives:wife lives:life wolves:wolf halves:half shelves:shelf loaves:loaf thieves:thief "
     "calves:calf scarves:scarf hooves:hoof buses:bus taxis:taxi heroes:hero echoes:echo")
 IRREGULAR = dict(pair.split(":") for pair in _IRREGULAR.split())
-# Korean particles (josa) written onto the word before them: 고양이가, 서울의, 강아지와.
-_JOSA = "에서는 에서 으로 이랑 에게 까지 부터 처럼 보다 하고 의 이 가 은 는 을 를 와 과 도 에 로 만 랑"
+# Korean particles (josa) written onto the word before them (고양이가, 서울의, 강아지와), and the plural 들 (학생들).
+_JOSA = "에서는 에서 으로 이랑 에게 까지 부터 처럼 보다 하고 의 이 가 은 는 을 를 와 과 도 에 로 만 랑 들"
 JOSA = sorted(_JOSA.split(), key=len, reverse=True)
+# Particles with two forms take one after a vowel and the other after a consonant (고양이가, 꽃이; 로 also after ㄹ),
+# so 소설가 (novelist: 설 ends in a consonant) is not 소설 + 가, and 사과 (apple) is not 사 + 과.
+AFTER_VOWEL = frozenset(["가", "는", "를", "와", "랑", "로"])
+AFTER_CONSONANT = frozenset(["이", "은", "을", "과", "이랑", "으로"])
 
 
 def fold_inflection(token: str) -> str:
@@ -146,14 +164,27 @@ def fold_inflection(token: str) -> str:
 
 
 def fold_josa(token: str) -> str:
-    """A Hangul word without trailing particles, keeping at least two syllables (so 사과, 포도 stay whole)."""
+    """A Hangul word without trailing particles, keeping at least two syllables (so 포도 stays whole) and a
+    particle's form agreeing with the syllable before it (see ``AFTER_VOWEL``)."""
     while True:
         for josa in JOSA:
-            if token.endswith(josa) and len(token) - len(josa) >= 2:
+            if token.endswith(josa) and len(token) - len(josa) >= 2 and josa_fits(token[-len(josa) - 1], josa):
                 token = token[: -len(josa)]
                 break
         else:
             return token
+
+
+def josa_fits(syllable: str, josa: str) -> bool:
+    """Whether ``josa`` may follow ``syllable``: by its final consonant (jongseong) for the two-form particles."""
+    if not "\uac00" <= syllable <= "\ud7a3":
+        return False
+    final = (ord(syllable) - 0xAC00) % 28  # 0: ends in a vowel; 8: ends in ㄹ
+    if josa in AFTER_VOWEL:
+        return final == 0 or (josa == "로" and final == 8)
+    if josa in AFTER_CONSONANT:
+        return final != 0 and not (josa == "으로" and final == 8)
+    return True
 
 
 def _accent_table() -> dict[int, str | None]:

@@ -99,15 +99,17 @@ def test_substring_mode_is_raw_case_insensitive_substring_on_real_alts() -> None
         assert match_ids(auto, text) == [i for i, e in enumerate(entries) if e.lower() in low], text
 
 
-# The documented exclusions: what PRE_KEY drops (joiners, variation selectors, tatweel) is not a letter to keep.
+# The documented exclusions: what PRE_KEY drops (joiners, variation selectors, tatweel) is not a letter to keep,
+# nor the dot that default case folding adds to the Turkish İ.
 DROPPED = {chr(c) for c, v in PRE_KEY.items() if v is None}
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(max_size=40))
+@given(st.text(max_size=40) | st.text(alphabet="İIiı\u0307 aé", max_size=10))
 def test_every_letter_mark_and_number_is_kept_in_order(text: str) -> None:
     """The key's letters, marks and numbers are exactly the text's (NFKC, casefolded), in the same order."""
     ref = unicodedata.normalize("NFKC", "".join(c for c in text if c not in DROPPED).translate(PRE_KEY)).casefold()
+    ref = ref.replace("i\u0307", "i")
     lmn = [c for c in ref if unicodedata.category(c)[0] in "LMN"]
     assert [c for c in match_key(text) if unicodedata.category(c)[0] in "LMN"] == lmn
 
@@ -163,9 +165,10 @@ def test_default_matcher_is_the_measured_best_on_the_trap_set(trap_scores) -> No
     cfg = CurateConfig()
     default = next(n for n, o in OPTIONS.items() if o == (cfg.match_mode, cfg.match_inflections, cfg.match_accents))
     p, r, _ = trap_scores[default]
-    # Measured: word+both 0.974 / 0.993. The precision target of 0.98 is not reached: the 16 false positives are
+    # Measured: word+both 0.976 / 0.993. The precision target of 0.98 is not reached: the 15 false positives are
     # single characters inside CJK/Thai compounds (7: a word segmenter would be needed), hyphenated names (5:
-    # T-Mobile, X-ray, Spider-Man, hand-made), surnames that look plural (3) and a Korean agent suffix (1).
+    # T-Mobile, X-ray, Spider-Man, hand-made) and surnames that look plural (3). (소설가, a Korean agent suffix,
+    # is no longer read as 소설 + particle: see test_match_review.py.)
     assert p >= 0.97 and r >= 0.95, (default, p, r)
     f1 = {n: 2 * s[0] * s[1] / (s[0] + s[1]) for n, s in trap_scores.items()}
     assert f1[default] == max(f1.values()), f1
