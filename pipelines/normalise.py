@@ -152,6 +152,8 @@ def fold_inflection(token: str) -> str:
         token = token[:-2]
     if token in IRREGULAR:
         return IRREGULAR[token]
+    if len(token) >= 7 and token.endswith("men"):
+        return token[:-3] + "man"  # firemen, businesswomen; abdomen and specimen fold alike on both sides
     if len(token) >= 4 and token[-1] == "s" and token not in KEEP_S and not token.endswith(("ss", "us", "is", "'")):
         if token.endswith("ies") and len(token) >= 5:
             return token[:-3] + "y"
