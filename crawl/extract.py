@@ -146,6 +146,8 @@ def _why_not(url: str | None) -> str:
 
 _WORST = {"": -1, "no_src": 0, "bad_scheme": 1, "placeholder": 2}  # the reason an image with no usable URL is dropped for
 _NONE = (None, NO_RANK, "no_src")
+_LAZY = frozenset(LAZY_URL_ATTRS)
+_SRCSETS = frozenset(SRCSET_ATTRS)
 
 
 def _best_of(srcsets: list[str], resolve: Resolver) -> tuple[str | None, tuple, str]:
@@ -173,6 +175,8 @@ def srcset_choice(tag: ImgTag, resolve: Resolver, memo: dict[int, tuple]) -> tup
     Images of one ``<picture>`` share their sources list, so its best candidate is worked out once (``memo``).
     """
     attrs = tag.attrs
+    if not tag.sources and _SRCSETS.isdisjoint(attrs):
+        return None, "no_src"
     own = _best_of([v for name in SRCSET_ATTRS if (v := attrs.get(name))], resolve)
     if not tag.sources:
         return own[0], "" if own[0] else own[2]
@@ -196,13 +200,14 @@ def direct_image_url(tag: ImgTag, resolve: Resolver, width: int | None, height: 
     """
     attrs = tag.attrs
     worst = "no_src"
-    for name in LAZY_URL_ATTRS:
-        if name in attrs:
-            url = resolve(lazy_url(attrs[name]))
-            why = _why_not(url)
-            if not why:
-                return url, ""
-            worst = _worse(worst, why)
+    if not _LAZY.isdisjoint(attrs):
+        for name in LAZY_URL_ATTRS:
+            if name in attrs:
+                url = resolve(lazy_url(attrs[name]))
+                why = _why_not(url)
+                if not why:
+                    return url, ""
+                worst = _worse(worst, why)
     src = resolve(attrs.get("src"))
     why = _why_not(src)
     if not why and tiny_declared(width, height):
