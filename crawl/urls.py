@@ -23,6 +23,9 @@ def in_scope(url: str, seeds: list[str], scope: str, hosts: list[str]) -> bool:
 _PLAIN = re.compile(r"[^\x00-\x20\[\]\\]*+")  # no whitespace, controls, brackets or backslashes for urljoin to fix
 
 
+EMPTY_HOST = ("", "/", "?", "#")  # what may follow "//" when the authority is empty
+
+
 class Resolver:
     """``urljoin`` against one base URL, with exact shortcuts for absolute, ``//host`` and ``/path`` URLs.
 
@@ -49,10 +52,14 @@ class Resolver:
             return url
         if (_PLAIN.fullmatch(url) and "/." not in url and url[-1] not in "?#;"
                 and "?#" not in url and ";?" not in url and ";#" not in url):
-            if url.startswith("http://") or url.startswith("https://"):
+            host_at = 7 if url.startswith("http://") else 8 if url.startswith("https://") else 0
+            if host_at and url[host_at:host_at + 1] not in EMPTY_HOST:  # an empty host: urljoin reads it as relative
                 return url
-            if self.scheme is not None and url[0] == "/":
-                return f"{self.scheme}:{url}" if url[1:2] == "/" else self.root + url
+            if self.scheme is not None and url[0] == "/" and not host_at:
+                if url[1:2] != "/":
+                    return self.root + url
+                if url[2:3] not in EMPTY_HOST:
+                    return f"{self.scheme}:{url}"
         try:
             return urljoin(self.base, url)
         except ValueError:
