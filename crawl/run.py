@@ -106,7 +106,9 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     written = write_candidates(entries, stage.path, cfg.rows_per_part)
     stats = summarise(entries, written)
     stats["outcomes"] = dict(sorted(Counter(e["outcome"] for e in entries if e["outcome"] != "sitemaps").items()))
-    stats["sitemap_urls"] = sum(len(e["links"]) for e in entries if e["outcome"] == "sitemaps")
+    sitemaps = [e for e in entries if e["outcome"] == "sitemaps"][-1:]  # the latest reading (a rerun may read again)
+    stats["sitemap_urls"] = sum(len(e["links"]) for e in sitemaps)
+    stats["sitemap_drops"] = sitemaps[0].get("sitemap_drops", {}) if sitemaps else {}
     stats["links"] = crawler.frontier.links.as_dict()
     check_identity(stats["links"])
     stage.finish(stats)

@@ -2,7 +2,8 @@
 
 A sitemap is read in bounded memory whatever it claims: gzip is inflated chunk by chunk and a sitemap
 that inflates past ``max_bytes`` (the protocol's 50 MiB by default) is skipped as ``sitemap/too_large``;
-at most ``max_locs`` (the protocol's 50,000) locations are kept from one file.
+at most ``max_locs`` (the protocol's 50,000) locations are kept from one file. A location no URL function
+can read (``http://[bad/x``, a port out of range) is dropped alone as ``sitemap/bad_loc``.
 """
 
 from __future__ import annotations
@@ -73,15 +74,27 @@ def parse_sitemap(data: bytes, max_bytes: int = MAX_SITEMAP_BYTES,
     return locs, bool(INDEX.search(head))
 
 
+def resolve_loc(base: str, loc: str) -> str | None:
+    """The absolute URL of a ``<loc>`` or ``Sitemap:`` value against ``base``; None if it is no URL at all."""
+    try:
+        url = urljoin(base, loc)  # lenient: relative locations resolve
+        urlsplit(url).port  # noqa: B018  (raises on a bad port or an unclosed bracketed host)
+    except ValueError:
+        return None
+    return url
+
+
 def sitemap_urls(seed: str, declared: list[str], fetch: Callable[[str], bytes | None],
                  max_sitemaps: int = 50, max_urls: int = 100_000, max_bytes: int = MAX_SITEMAP_BYTES,
                  drops: Counter | None = None) -> list[str]:
     """Page URLs listed by the seed host's sitemaps, breadth first, bounded in files, URLs and bytes.
 
-    Sitemaps that are skipped are logged and counted into ``drops`` by reason, when given.
+    Sitemaps that are skipped, locations that are no URL and URLs past ``max_urls`` are counted into
+    ``drops`` by reason (``sitemap/bad_loc``...), when given; skipped sitemaps are logged too.
     """
+    drops = Counter() if drops is None else drops
     root = f"{urlsplit(seed).scheme}://{urlsplit(seed).netloc}/"
-    queue = [urljoin(root, s) for s in declared] or [urljoin(root, "sitemap.xml")]
+    queue = list(dict.fromkeys(_resolved(root, declared, drops))) or [urljoin(root, "sitemap.xml")]
     seen, pages = set(queue), []
     while queue and len(seen) <= max_sitemaps and len(pages) < max_urls:
         url = queue.pop(0)
@@ -92,14 +105,25 @@ def sitemap_urls(seed: str, declared: list[str], fetch: Callable[[str], bytes | 
             locs, is_index = parse_sitemap(data, max_bytes)
         except SitemapSkipped as e:
             log.warning("%s: %s skipped", e.reason, url)
-            if drops is not None:
-                drops[e.reason] += 1
+            drops[e.reason] += 1
             continue
-        for loc in (urljoin(url, x) for x in locs):  # lenient: relative locations resolve
+        for loc in _resolved(url, locs, drops):
             if is_index:
                 if loc not in seen:
                     seen.add(loc)
                     queue.append(loc)
             else:
                 pages.append(loc)
+    if len(pages) > max_urls:
+        drops["sitemap/url_budget"] += len(pages) - max_urls
     return pages[:max_urls]
+
+
+def _resolved(base: str, locs: list[str], drops: Counter) -> Iterator[str]:
+    """The locations that resolve against ``base``; each one that does not is a ``sitemap/bad_loc`` drop."""
+    for loc in locs:
+        url = resolve_loc(base, loc)
+        if url is None:
+            drops["sitemap/bad_loc"] += 1
+        else:
+            yield url
