@@ -36,8 +36,9 @@ class ShardsConfig(BeamRunner):
     robots_agent: str = "webclip"  # the name matched against robots.txt and agent-scoped X-Robots-Tag
     respect_robots: bool = True  # obey each image host's robots.txt (RFC 9309)
     # X-Robots-Tag directives (for all agents or for robots_agent) that drop an image as download/opt_out
+    # (img2dataset's default also has noindex, which asks search engines not to list a page, not to leave it unused)
     opt_out_tokens: list[str] = field(default_factory=lambda: ["noimageindex", "noai", "noimageai"])
-    transient_retries: int = 1  # more passes over a job's transient drops (timeouts, 429/5xx, unreachable robots.txt)
+    transient_retries: int = 1  # times a transient drop (timeout, 429/5xx, unreachable robots.txt) is tried again in the job
     transient_retry_delay: float = 5.0  # seconds between a transient drop and its retry (robots.txt fetched again too)
     # More pairs than this share still transient at the end: no _SUCCESS, a one-line error; a rerun retries only them.
     max_transient_share: float = 0.5

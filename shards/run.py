@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,19 @@ from webclip.runfolder import StageDir, StageIncomplete, output_part, stage
 from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import (
-    Downloaded,
     check_image,
     download_contained,
     make_resizer,
 )
 from webclip.shards.jobs import write_job_inputs
 from webclip.shards.neardup import duplicate_groups_beam
+from webclip.shards.pool import download_rows
 from webclip.shards.tarwrite import read_tar, tar_bytes
 from webclip.stats import Tally, check_identity
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+_WATCHED: set[tuple[int, str | None]] = set()  # launchers this process already watches: one watchdog thread each
+_WATCHED_LOCK = threading.Lock()
 
 
 class LauncherWatch:
@@ -80,6 +81,10 @@ class LauncherWatch:
         if os.getppid() == self.pid:
             _die_with_parent()
         self.check()
+        with _WATCHED_LOCK:  # Beam calls setup once per DoFn instance, and a worker may hold several
+            if (self.pid, self.identity) in _WATCHED:
+                return
+            _WATCHED.add((self.pid, self.identity))
         threading.Thread(target=self._watch, name="launcher-watch", daemon=True).start()
 
     def check(self) -> None:
@@ -147,7 +152,7 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
             progress_dir: Path | None = None, before_commit: Callable[[], None] | None = None) -> str:
     """Download one job into ``{job}.tar`` + ``{job}.parquet`` + ``{job}_stats.json``.
 
-    Transient drops are retried in later passes; those still transient are listed in the stats
+    Transient drops are tried again later in the job; those still transient are listed in the stats
     (``transient``, ``retry``) and the job stays unfinished: a rerun keeps its samples and final drops
     and fetches only the ``retry`` pairs again. ``before_commit`` runs before the outputs and again before
     the ``_stats.json`` marker (a worker whose launcher died ends there).
@@ -165,7 +170,7 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     if progress:
         progress.parent.mkdir(parents=True, exist_ok=True)
     results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg), cfg,
-                            (lambda n: _note_progress(progress, n)) if progress else None)
+                            getattr(fetcher, "pacer", None), (lambda n: _note_progress(progress, n)) if progress else None)
     samples.update((r.sample["key"], r.sample) for r in results if r.sample)
     dropped.update(r.reason for r in results if r.reason)
     transient = Counter(r.reason for r in results if is_transient(r.reason))
@@ -192,31 +197,6 @@ def _resumed(jobs_dir: str, job: str, earlier: dict[str, Any] | None) -> tuple[d
     retry = set(earlier["retry"])
     samples = {s["key"]: s for s in read_tar(storage.join(jobs_dir, f"{job}.tar")) if s["key"] not in retry}
     return samples, Counter(earlier["dropped"]) - Counter(earlier["transient"])
-
-
-def download_rows(rows: list[dict[str, Any]], fetch_one: Callable[[dict[str, Any]], Downloaded], cfg: ShardsConfig,
-                  note: Callable[[int], None] | None = None) -> list[Downloaded]:
-    """Every row once on ``cfg.threads`` threads, then up to ``cfg.transient_retries`` passes over the transient drops.
-
-    A retry pass starts ``cfg.transient_retry_delay`` seconds after the last transient drop it retries.
-    ``note(n)`` hears how many rows the first pass has finished.
-    """
-    results: list[Downloaded | None] = [None] * len(rows)
-    pending = list(range(len(rows)))
-    with ThreadPoolExecutor(cfg.threads, thread_name_prefix="download") as pool:
-        for attempt in range(1 + cfg.transient_retries):
-            last_transient = 0.0
-            for n, (i, r) in enumerate(zip(pending, pool.map(lambda i: fetch_one(rows[i]), pending), strict=True), 1):
-                results[i] = r
-                if is_transient(r.reason):
-                    last_transient = time.monotonic()
-                if note and attempt == 0 and (n % 50 == 0 or n == len(pending)):
-                    note(n)
-            pending = [i for i in pending if is_transient(results[i].reason)]  # type: ignore[union-attr]
-            if not pending or attempt == cfg.transient_retries:
-                break
-            time.sleep(max(0.0, last_transient + cfg.transient_retry_delay - time.monotonic()))
-    return results  # type: ignore[return-value]
 
 
 def _note_progress(path: Path, n: int) -> None:
