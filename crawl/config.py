@@ -18,7 +18,9 @@ class CrawlConfig(BeamRunner):
     """Where to start, what is in scope, and how politely to fetch."""
 
     # Free to change on resume (see webclip.config.runtime_fields): pacing, width and retry timing change how
-    # fast pages arrive, not which pages or candidates are written (split_mb: the same parts, tested).
+    # fast pages arrive, not which pages or candidates are written (split_mb: the same parts, tested). Where
+    # max_pages or max_depth binds, pages are admitted in the order they finish, which timing decides on any
+    # run, these knobs or not (crawler.Frontier); a resume continues the journal's admissions.
     RUNTIME: ClassVar[tuple[str, ...]] = ("progress", "concurrency", "per_host_concurrency", "per_host_delay",
                                           "max_crawl_delay", "robots_retry_interval", "transient_retry_delay",
                                           "max_transient_share", "split_mb")
