@@ -226,8 +226,10 @@ def detect(data: bytes) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
-    found = codec_for(best.encoding.replace("_", "-")) or best.encoding if best is not None else None
-    return found or "cp1252"
+    if best is None:
+        return "cp1252"
+    name = codecs.lookup(best.encoding).name  # the Encoding Standard's decoder where it names one (latin-1: 1252)
+    return codec_for(name) or codec_for(name.replace("_", "-")) or name
 
 
 def _decode(data: bytes, codec: str) -> str:

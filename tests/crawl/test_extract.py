@@ -414,3 +414,9 @@ def test_robots_meta_is_read_by_attributes() -> None:
     html = '<meta content="noimageindex" data-x="a>b" name="robots"><img src=/a.jpg alt=a>'
     for parser in ("scan", "selectolax", "bs4"):
         assert extract(html, "http://e.com/", parser)[1] == {"extract/noimageindex": 1}, parser
+
+
+def test_odd_declared_sizes_do_not_break_extraction() -> None:
+    html = '<img src=/a.jpg alt=a width="²" height="٣٠"><img src=/b.jpg alt=b width="1234567">'
+    cands = extract(html, "http://e.com/")[0]
+    assert [(c.width, c.height) for c in cands] == [(None, 30), (123456, None)]

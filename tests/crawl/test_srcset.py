@@ -91,3 +91,14 @@ def test_the_one_pass_reading_equals_the_step_by_step_algorithm() -> None:
         assert parse_srcset(srcset) == parse_srcset_by_steps(srcset)
 
     same()
+
+
+def test_a_megabyte_srcset_through_the_whole_extractor() -> None:
+    from webclip.crawl.extract import extract
+
+    srcset = ", ".join(f"/c_fill,w_{i}/a.jpg {i + 1}w" for i in range((1 << 20) // 24))
+    html = f'<picture><source srcset="{srcset}"><img srcset="{srcset}" src="/s.gif" width=1 height=1 alt="a cat"></picture>'
+    started = time.perf_counter()
+    cands = extract(html, "https://cdn.example.com/p/", "scan")[0]
+    assert time.perf_counter() - started < 1.0
+    assert cands[0].image_url == cands[0].srcset_url == f"https://cdn.example.com/c_fill,w_{(1 << 20) // 24 - 1}/a.jpg"
