@@ -7,7 +7,9 @@ import importlib.util
 import io
 import itertools
 import logging
+import os
 import sys
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -45,9 +47,13 @@ def img2dataset_resizer_module() -> ModuleType:
     writers, torch, webdataset and wandb: about 3 s per worker process for code we never call.
     The resizer module itself needs only albumentations, cv2 and numpy.
     """
-    name = "img2dataset.resizer"
-    if name in sys.modules:
-        return sys.modules[name]
+    module = sys.modules.get("img2dataset.resizer") or _load_resizer()
+    module.SuppressStdoutStderr = SharedQuiet  # its own is not safe for threads (see SharedQuiet)
+    return module
+
+
+def _load_resizer() -> ModuleType:
+    """img2dataset/resizer.py executed as a module of its own."""
     spec = importlib.util.find_spec("img2dataset")  # locates the package without executing it
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("img2dataset is not installed: pip install -e .[shards]")
@@ -57,6 +63,38 @@ def img2dataset_resizer_module() -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+class SharedQuiet:
+    """img2dataset's silencer of fds 1 and 2 around cv2 (libpng's chatter), safe for threads.
+
+    img2dataset saves and restores both fds on every call: two threads interleaving leave them on /dev/null
+    for good, and every later message of the process (a stage's one-line error included) is lost. Here the
+    first thread in silences them and the last one out restores them.
+    """
+
+    lock = threading.Lock()
+    depth = 0
+    saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> None:
+        with SharedQuiet.lock:
+            if SharedQuiet.depth == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                SharedQuiet.saved = (os.dup(1), os.dup(2))
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                os.close(null)
+            SharedQuiet.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with SharedQuiet.lock:
+            SharedQuiet.depth -= 1
+            if SharedQuiet.depth == 0 and SharedQuiet.saved is not None:
+                for fd, saved in zip((1, 2), SharedQuiet.saved, strict=True):
+                    os.dup2(saved, fd)
+                    os.close(saved)
+                SharedQuiet.saved = None
 
 
 def make_resizer(cfg: ShardsConfig):  # noqa: ANN201

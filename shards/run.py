@@ -258,6 +258,25 @@ def eval_index(folders: list[str], threshold: int) -> HashIndex:
     return index
 
 
+def duplicate_drops(meta: list[dict[str, Any]], cfg: ShardsConfig) -> dict[str, str]:
+    """uid -> drop reason of every exact or near duplicate among the downloaded images (on Beam when many)."""
+    items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
+    if len(items) >= cfg.dedupe_on_beam_from:
+        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
+    else:  # small sets: the same functions in-process beat a pipeline's start-up
+        groups = duplicate_groups(items, cfg.phash_threshold)
+    return {uid: reason for uid, (_, reason) in groups.items()}
+
+
+def eval_overlap_drops(meta: list[dict[str, Any]], cfg: ShardsConfig, run: Path) -> tuple[dict[str, str], int]:
+    """uid -> ``decontam/<kind>_eval_overlap`` of the images matching an evaluation image; and how many were indexed."""
+    # Relative folders are inside the run (the sample web's held-out images by default); URLs are buckets.
+    folders = [f if storage.is_remote(f) or Path(f).is_absolute() else str(Path(run) / f) for f in cfg.decontaminate]
+    index = eval_index(folders, cfg.phash_threshold)
+    hits = {m["uid"]: index.match(m["sha256"], m["phash"]) for m in meta}
+    return {uid: f"decontam/{hit}_eval_overlap" for uid, hit in hits.items() if hit}, len(index)
+
+
 def merged_samples(jobs_dir: str, jobs: list[str]) -> Iterator[dict[str, Any]]:
     """Every downloaded sample in uid order (a k-way merge of the sorted job tars, streamed)."""
     streams = [read_tar(storage.join(jobs_dir, f"{j}.tar")) for j in jobs]
@@ -368,21 +387,10 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     transient = sum((Counter(js.get("transient", {})) for js in job_stats), Counter())
     check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
     meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
-    items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
-    if len(items) >= cfg.dedupe_on_beam_from:
-        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
-    else:  # small sets: the same functions in-process beat a pipeline's start-up
-        groups = duplicate_groups(items, cfg.phash_threshold)
-    drop = {uid: reason for uid, (_, reason) in groups.items()}
+    drop = duplicate_drops(meta, cfg)
     lap("dedupe")
-    # Relative folders are inside the run (the sample web's held-out images by default); URLs are buckets.
-    folders = [f if storage.is_remote(f) or Path(f).is_absolute() else str(Path(run) / f) for f in cfg.decontaminate]
-    index = eval_index(folders, cfg.phash_threshold)
-    for m in meta:
-        if m["uid"] not in drop:
-            hit = index.match(m["sha256"], m["phash"])
-            if hit:
-                drop[m["uid"]] = f"decontam/{hit}_eval_overlap"
+    overlaps, indexed = eval_overlap_drops([m for m in meta if m["uid"] not in drop], cfg, run)
+    drop.update(overlaps)
     for reason in drop.values():
         tally.drop(reason)
     lap("decontaminate")
@@ -391,10 +399,14 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     manifest = write_final(samples, drop, final, cfg)
     lap("reshard")
     tally.kept = count_rows([storage.join(final, "samples.parquet")])
+    if not tally.kept:
+        top = ", ".join(f"{r} {n}" for r, n in Counter(drop.values()).most_common(3))
+        raise StageIncomplete(f"shards not finished: all {len(meta)} downloaded images were dropped ({top}); "
+                              f"check the decontaminate folders and the curated pairs")
     stats = tally.as_dict()
     stats["downloaded"] = len(meta)
-    stats["transient"] = dict(sorted(transient.items()))  # part of dropped: failed in every pass of this run
-    stats["eval_images_indexed"] = len(index)
+    stats["transient"] = dict(sorted(transient.items()))  # part of dropped: still transient after every try
+    stats["eval_images_indexed"] = indexed
     stats["shards"] = manifest["totals"]
     stats["phase_seconds"] = seconds
     if storage.is_remote(base):

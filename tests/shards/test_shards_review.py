@@ -99,3 +99,48 @@ def test_a_reused_launcher_pid_is_not_the_launcher(tmp_path) -> None:
         assert worker.wait(timeout=3) == 1 and not (tmp_path / "marker").exists()
     finally:
         other.kill()
+
+
+def test_a_stage_whose_every_image_is_dropped_is_not_finished(tmp_path) -> None:
+    """Every downloaded image overlapped the evaluation set: the stage wrote an empty final/ and _SUCCESS."""
+    from tests.shards.test_download import _image, curated_run, shards_config, webclip
+
+    server, base = serve("127.0.0.73")
+    try:
+        run = tmp_path / "run"
+        curated_run(run, [f"{base}/good/{i}.jpg" for i in range(3)])
+        heldout = tmp_path / "heldout"
+        heldout.mkdir()
+        for i in range(3):
+            (heldout / f"{i}.jpg").write_bytes(_image(i))
+        cfg = shards_config(tmp_path, direct_running_mode="in_memory", decontaminate=[str(heldout)])
+        r = webclip("shards", "--run", str(run), "--config", str(cfg))
+        assert r.returncode == 1 and "all 3 downloaded images were dropped" in r.stderr, r.stderr[-2000:]
+        assert "decontam/exact_eval_overlap 3" in r.stderr and not (run / "shards" / "_SUCCESS").exists()
+    finally:
+        server.shutdown()
+
+
+RESIZE_IN_THREADS = textwrap.dedent("""
+    import io, sys
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
+    from PIL import Image
+    from webclip.shards.config import ShardsConfig
+    from webclip.shards.download import make_resizer
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(buf, "JPEG")
+    resizer = make_resizer(ShardsConfig(image_size=32, min_image_size=16))
+    with ThreadPoolExecutor(8) as pool:
+        assert all(r[0] is not None for r in pool.map(lambda _: resizer(io.BytesIO(buf.getvalue())), range(400)))
+    print("stdout still here", flush=True)
+    print("stderr still here", file=sys.stderr, flush=True)
+""")
+
+
+def test_resizing_in_threads_leaves_stdout_and_stderr_alone() -> None:
+    """img2dataset's resizer points fds 1 and 2 at /dev/null around cv2 per call; threads interleaving left them
+    there for good, and the stage's one-line error (and every later message) was lost."""
+    r = subprocess.run([sys.executable, "-c", RESIZE_IN_THREADS], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "stdout still here" in r.stdout and "stderr still here" in r.stderr, (r.stdout[-500:], r.stderr[-500:])
