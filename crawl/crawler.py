@@ -193,10 +193,22 @@ def process_page(task: Task, depth: int, cfg: CrawlConfig, fetcher: Fetcher, rob
     return extract_page(url, depth, r.url, r.headers, r.body, cfg)
 
 
+def content_type(value: str) -> str:
+    """The MIME type a Content-Type value names: of repeated headers (joined by commas), the last valid one.
+
+    WHATWG Fetch's "extract a MIME type": servers and proxies that send the header twice are read as browsers do.
+    """
+    for part in reversed(value.split(",")):
+        essence = part.split(";")[0].strip()
+        if "/" in essence and essence != "*/*":
+            return part.strip()
+    return value.strip()
+
+
 def extract_page(url: str, depth: int, final_url: str, headers: dict[str, str], body: bytes,
                  cfg: CrawlConfig) -> PageResult:
     """The candidates and links of one fetched page (``final_url``: where its redirects ended)."""
-    ctype = headers.get("content-type", "")
+    ctype = content_type(headers.get("content-type", ""))
     if ctype and ctype.split(";")[0].strip().lower() not in HTML_TYPES:
         return PageResult(url, depth, "not_html")
     text, _ = decode_html(body, ctype)

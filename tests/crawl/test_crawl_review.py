@@ -162,3 +162,15 @@ def test_the_rerun_of_an_incomplete_crawl_resumes_its_journal(sites, tmp_path) -
     stats = json.loads((tmp_path / "run" / "candidates" / "stats.json").read_text())
     assert stats["pages"] == {"unit": "pages", "in": 4, "kept": 4, "dropped": {}} and stats["kept"] == 4
     assert not (tmp_path / "run" / "candidates" / "_work").exists()
+
+
+@pytest.mark.parametrize(("first", "second", "outcome"), [
+    ("text/html", "text/html; charset=utf-8", "ok"), ("image/png", "text/html", "ok"),
+    ("text/html", "image/png", "not_html"), ("text/html", "*/*", "ok")])
+def test_a_repeated_content_type_is_read_as_browsers_do(sites, tmp_path, first: str, second: str,  # noqa: F811
+                                                        outcome: str) -> None:
+    """Two Content-Type headers were joined into "text/html, text/html; charset=utf-8": the page was not_html."""
+    site = sites("127.0.0.69", {"/index.html": Route(body=html(img("seed")),
+                                                     headers={"Content-Type": first, "content-type": second})})
+    cfg = config([site])
+    assert [e["outcome"] for e in Crawler(cfg, cfg.seeds, tmp_path / "work").run()] == [outcome]
