@@ -21,9 +21,12 @@ class CrawlConfig(BeamRunner):
     # fast pages arrive, not which pages or candidates are written (split_mb: the same parts, tested). Where
     # max_pages or max_depth binds, pages are admitted in the order they finish, which timing decides on any
     # run, these knobs or not (crawler.Frontier); a resume continues the journal's admissions.
+    # How hard transient failures are tried (timeout, retries...) only turns a transient drop, never sealed, into a
+    # page read: raising --timeout on the rerun of a crawl that timed out keeps its journal.
     RUNTIME: ClassVar[tuple[str, ...]] = ("progress", "concurrency", "per_host_concurrency", "per_host_delay",
                                           "max_crawl_delay", "robots_retry_interval", "transient_retry_delay",
-                                          "max_transient_share", "split_mb")
+                                          "max_transient_share", "split_mb", "timeout", "retries", "backoff",
+                                          "max_retry_wait", "transient_retries")
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
     seeds: list[str] = field(default_factory=list)  # start URLs, http(s) only (a file of URLs: --seeds-file)

@@ -15,9 +15,12 @@ RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest
 class ShardsConfig(BeamRunner):
     """Download, resize, politeness, dedupe, decontamination and final sharding."""
 
-    # Free to change on resume (see webclip.config.runtime_fields): pacing and width, never what is written.
+    # Free to change on resume (see webclip.config.runtime_fields): pacing and width, never what is written; and how
+    # hard transient failures are tried (timeout, retries...), which only turns a transient drop, never sealed, into
+    # a sample: raising --timeout on the rerun of a stage that timed out keeps its finished jobs.
     RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "per_host_concurrency", "per_host_delay", "progress",
-                                          "transient_retry_delay", "max_transient_share")
+                                          "transient_retry_delay", "max_transient_share", "timeout", "retries",
+                                          "transient_retries")
 
     image_size: int = 256  # pixels: side of the resized image (img2dataset's image_size)
     resize_mode: str = "center_crop"  # img2dataset resize mode: no, keep_ratio, center_crop, border

@@ -156,7 +156,7 @@ def test_the_rerun_of_an_incomplete_crawl_resumes_its_journal(sites, tmp_path) -
     assert r.returncode == 1 and "3 of 4 pages dropped for transient reasons" in r.stderr, r.stderr
     assert not (tmp_path / "run" / "candidates" / "_SUCCESS").exists()
     state["up"] = True
-    r = _cli_crawl(tmp_path, *args, "--concurrency", "2")  # a run-time knob changed too
+    r = _cli_crawl(tmp_path, *args, "--concurrency", "2", "--timeout", "3")  # run-time knobs changed too
     assert r.returncode == 0, r.stderr
     assert site.hits("/index.html") == 1 and all(site.hits(p) == 2 + 1 for p in flaky)
     stats = json.loads((tmp_path / "run" / "candidates" / "stats.json").read_text())

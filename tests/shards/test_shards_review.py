@@ -144,3 +144,29 @@ def test_resizing_in_threads_leaves_stdout_and_stderr_alone() -> None:
     r = subprocess.run([sys.executable, "-c", RESIZE_IN_THREADS], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "stdout still here" in r.stdout and "stderr still here" in r.stderr, (r.stdout[-500:], r.stderr[-500:])
+
+
+def test_a_rerun_with_a_longer_timeout_keeps_the_finished_jobs(tmp_path) -> None:
+    """timeout/retries only turn transient drops into samples: changing them on the rerun cleared every job."""
+    from tests.conftest import free_port
+    from tests.shards.test_download import curated_run, shards_config, webclip
+
+    up, port = serve("127.0.0.74"), free_port()
+    servers = [up]
+    try:
+        run = tmp_path / "run"
+        curated_run(run, [f"{up[1]}/good/{i}.jpg" for i in range(10)]
+                    + [f"http://127.0.0.75:{port}/good/{i}.jpg" for i in range(10, 20)])
+        cfg = shards_config(tmp_path, samples_per_job=10, direct_running_mode="in_memory", max_transient_share=0.2)
+        r = webclip("shards", "--run", str(run), "--config", str(cfg))
+        assert r.returncode == 1 and "10 of 20 pairs failed transiently" in r.stderr, r.stderr[-2000:]
+        servers.append(serve("127.0.0.75", port=port))  # the host comes back
+        rerun_at = time.time()
+        r = webclip("shards", "--run", str(run), "--config", str(cfg), "--timeout", "5", "--retries", "2",
+                    "--transient-retries", "2")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert [path for t, path in up[0].log if t >= rerun_at] == []
+        assert sorted(path for _, path in servers[1][0].log) == sorted(f"/good/{i}.jpg" for i in range(10, 20))
+    finally:
+        for server, _ in servers:
+            server.shutdown()
