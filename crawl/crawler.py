@@ -1,80 +1,37 @@
-"""The live crawler: per-host queues handed out as hosts become ready, fetched by a thread pool, journaled."""
+"""The live crawler: one failure boundary per page, pages from the frontier fetched by a thread pool, journaled."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from webclip.crawl.charset import decode_html
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.extract import extract
+from webclip.crawl.frontier import Frontier, PacerView, Task
 from webclip.crawl.journal import Journal, read_journal
-from webclip.crawl.urls import Resolver, in_scope
-from webclip.dedupe.urls import normalise_url
-from webclip.fetch import Fetcher, HostPacer, host_key, is_transient
+from webclip.crawl.sitemaps import SITEMAP_ENTRY, discover_sitemaps, sitemaps_due
+from webclip.crawl.urls import Resolver
+from webclip.fetch import Fetcher, is_transient
 from webclip.robots import RobotsCache, xrobots_forbids
-from webclip.stats import Tally
 
 log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-SITEMAP_ENTRY = "sitemaps:"  # journal entry holding the URLs the seeds' sitemaps listed
 MAX_URL_CHARS = 4096  # longer links are hostile or broken; they would also bloat the journal
 LOG_FIRST_FAILURES = 5  # tracebacks logged per crawl; the rest are only counted
 FAILURE_REASONS: dict[type[BaseException], str] = {UnicodeError: "bad_encoding", RecursionError: "parse_error"}
 WAIT_FOR_HOST = "wait_for_host"  # a redirect whose target host is not ready: the frontier hands it out when it is
 MAX_SLEEP = 0.05  # seconds a worker may sleep for a host's turn; a longer wait goes back to the frontier
-
-
-def discover_sitemaps(seeds: list[str], fetcher: Fetcher, robots: RobotsCache | None) -> tuple[list[str], dict[str, int]]:
-    """Page URLs from each seed host's sitemaps (declared in robots.txt, else /sitemap.xml), and the drops by reason.
-
-    A sitemap that cannot be fetched is ``sitemap/<reason>`` (a missing one, 404 or 410, is no drop); a bad
-    ``<loc>`` loses only itself (``sitemap/bad_loc``); a host whose sitemaps raise loses only its own URLs
-    (``sitemap/error``, logged).
-    """
-    from webclip.crawl.sitemaps import sitemap_urls
-
-    drops: Counter[str] = Counter()
-
-    def fetch(url: str) -> bytes | None:
-        reason = robots.check(url) if robots is not None else None
-        if reason is None:
-            r = fetcher.get(url, check=robots.check if robots is not None else None)
-            if r.ok and not r.error:
-                return r.body
-            reason = r.error or (None if r.status in (404, 410) else f"http_{r.status}")
-        if reason:
-            drops[f"sitemap/{reason}"] += 1
-        return None
-
-    out: list[str] = []
-    for host in dict.fromkeys(f"{urlsplit(s).scheme}://{urlsplit(s).netloc}/" for s in seeds):
-        try:
-            declared = list(robots.rules(host).sitemaps) if robots is not None else []
-            out += sitemap_urls(host, declared, fetch, drops=drops)
-        except Exception:  # a hostile sitemap loses only its own host's URLs
-            drops["sitemap/error"] += 1
-            log.exception("crawl/sitemap_error on %s (its sitemaps are skipped; the crawl goes on)", host)
-    return out, dict(sorted(drops.items()))
-
-
-def sitemaps_due(entries: list[dict[str, Any]]) -> bool:
-    """Whether the seeds' sitemaps are still to be read: never read, or the last reading met a transient failure."""
-    last = next((e for e in reversed(entries) if e["url"] == SITEMAP_ENTRY), None)
-    return last is None or any(is_transient(reason) for reason in last.get("sitemap_drops", {}))
 
 
 class PageError(Exception):
@@ -114,15 +71,6 @@ def page_links(hrefs: list[str], base: str) -> tuple[list[str], dict[str, int]]:
         else:
             out.append(url)
     return out, dict(dropped)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One request for an admitted page: the page itself, or a redirect target it waits to follow."""
-
-    page: str  # the admitted URL the result is recorded under
-    fetch: str  # the URL to request now
-    chain: tuple[str, ...] = ()  # URLs already requested for this page (redirect loops, the hop budget)
 
 
 @dataclass
@@ -248,162 +196,6 @@ class Contained:
             if first:
                 log.exception("crawl/%s on %s (this page is dropped; the crawl goes on)", reason, task.page)
             return PageResult(task.page, depth, reason)
-
-
-def pacing_key(url: str) -> str:
-    """The host key the fetcher paces by (``fetch.host_key``), so the frontier reads the same pacer entry."""
-    try:
-        return host_key(url)
-    except ValueError:  # admitted URLs are normalised and redirect targets parsed; this is only a guard
-        return url
-
-
-class PacerView:
-    """What the frontier reads from the fetcher's pacer: when a host may start next, and its delay."""
-
-    def __init__(self, pacer: HostPacer | None):
-        self.pacer = pacer
-
-    def ready_at(self, host: str) -> float:
-        """Monotonic time before which the pacer holds ``host`` (Retry-After pushes it back)."""
-        return self.pacer.next_start.get(host, 0.0) if self.pacer is not None else 0.0
-
-    def delay(self, host: str) -> float:
-        """Seconds between request starts to ``host`` (robots.txt Crawl-delay, capped, or the default)."""
-        return self.pacer.delays.get(host, self.pacer.delay) if self.pacer is not None else 0.0
-
-    def wait(self, url: str) -> float:
-        """Seconds a request to ``url`` would sleep in the pacer before it may start (0 when ready)."""
-        return max(0.0, self.ready_at(pacing_key(url)) - time.monotonic())
-
-
-class Frontier:
-    """Admitted URLs in per-host queues, handed out only when their host is ready and has a free slot.
-
-    A host waiting for its delay never blocks the others, and no host holds more than
-    ``per_host_concurrency`` requests in flight. A page waiting to follow a redirect goes to the front
-    of its target host's queue (``defer``). Replaying a journal through ``finish`` rebuilds the
-    admissions (and the link accounting) exactly.
-
-    Links are admitted in the order pages finish, so when ``max_pages`` or ``max_depth`` binds, which pages
-    make the cut depends on timing (hosts' speed, delays, concurrency), as in any concurrent crawler: a
-    resume continues the journal's admissions, but two fresh crawls may admit different pages.
-    """
-
-    def __init__(self, cfg: CrawlConfig, seeds: list[str], pacer: HostPacer | None = None):
-        self.cfg = cfg
-        self.seeds = seeds
-        self.pacer = PacerView(pacer)
-        self.admitted: dict[str, int] = {}  # normalised URL -> depth
-        self.done: set[str] = set()
-        self.queues: dict[str, deque[Task]] = defaultdict(deque)
-        self.in_flight: Counter[str] = Counter()
-        self.not_before: dict[str, float] = {}
-        self.heap: list[tuple[float, int, str]] = []  # (time, tie, host): hosts with work and a free slot
-        self.scheduled: set[str] = set()
-        self.later: list[tuple[float, int, str]] = []  # (due, tie, url): transient drops tried again
-        self.tries: Counter[str] = Counter()
-        self.tick = itertools.count()
-        self.links = Tally("links")  # every URL offered: seeds, sitemap entries, page links
-        for s in seeds:
-            self.admit(s, 0)
-
-    def admission(self, url: str, depth: int) -> str | None:
-        """Why ``url`` is not admitted at ``depth``, or None after admitting it."""
-        try:
-            if urlsplit(url).scheme.lower() not in ("http", "https"):
-                return "not_http"
-            norm = normalise_url(url, strip_tracking=self.cfg.strip_tracking_params)
-            if norm is None:
-                return "bad_link"
-            if norm in self.admitted:
-                return "duplicate"
-            if depth > self.cfg.max_depth:
-                return "too_deep"
-            if depth > 0 and not in_scope(norm, self.seeds, self.cfg.scope, self.cfg.hosts):
-                return "out_of_scope"
-        except Exception:  # a link no URL function can read (hostile netloc, port, IDNA...)
-            return "bad_link"
-        if len(self.admitted) >= self.cfg.max_pages:
-            return "page_budget"
-        self.admitted[norm] = depth
-        self.enqueue(norm)
-        return None
-
-    def admit(self, url: str, depth: int) -> None:
-        """Offer one URL: admitted, or counted as a dropped link with its reason."""
-        self.links.n_in += 1
-        reason = self.admission(url, depth)
-        if reason is None:
-            self.links.kept += 1
-        else:
-            self.links.drop(f"crawl/{reason}")
-
-    def finish(self, entry: dict[str, Any]) -> None:
-        """Mark a page done for good and admit its links, in the order they appear."""
-        self.done.add(entry["url"])
-        for reason, n in entry.get("link_drops", {}).items():
-            self.links.n_in += n
-            self.links.drop(f"crawl/{reason}", n)
-        for link in entry["links"]:
-            self.admit(link, entry["depth"] + 1)
-
-    def enqueue(self, url: str) -> None:
-        """Put ``url`` at the back of its host's queue."""
-        host = pacing_key(url)
-        self.queues[host].append(Task(url, url))
-        self.schedule(host)
-
-    def defer(self, task: Task) -> None:
-        """Put a started page at the front of the queue of the host it waits for."""
-        host = pacing_key(task.fetch)
-        self.queues[host].appendleft(task)
-        self.schedule(host)
-
-    def schedule(self, host: str, at: float | None = None) -> None:
-        """Put ``host`` on the heap if it has work and a free slot and is not there already."""
-        if host in self.scheduled or not self.queues[host] or self.in_flight[host] >= self.cfg.per_host_concurrency:
-            return
-        self.scheduled.add(host)
-        heapq.heappush(self.heap, (self.not_before.get(host, 0.0) if at is None else at, next(self.tick), host))
-
-    def next(self, now: float) -> tuple[Task, int, str] | None:
-        """A ready (task, depth, host) whose page is not done, reserving the host's delay; None if none is ready."""
-        while self.later and self.later[0][0] <= now:
-            self.enqueue(heapq.heappop(self.later)[2])
-        while self.heap and self.heap[0][0] <= now:
-            host = heapq.heappop(self.heap)[2]
-            self.scheduled.discard(host)
-            queue = self.queues[host]
-            while queue and queue[0].page in self.done:
-                queue.popleft()
-            if not queue or self.in_flight[host] >= self.cfg.per_host_concurrency:
-                continue
-            ready = max(self.not_before.get(host, 0.0), self.pacer.ready_at(host))
-            if ready > now:
-                self.schedule(host, ready)
-                continue
-            task = queue.popleft()
-            self.in_flight[host] += 1
-            self.not_before[host] = now + self.pacer.delay(host)
-            self.schedule(host)
-            return task, self.admitted[task.page], host
-        return None
-
-    def release(self, host: str) -> None:
-        """A task handed out by ``next`` came back: free its host's slot."""
-        self.in_flight[host] -= 1
-        self.schedule(host)
-
-    def retry_later(self, url: str, at: float) -> None:
-        """Hand ``url`` out again at ``at`` (a transient drop: timeout, 5xx, unreachable robots.txt)."""
-        self.tries[url] += 1
-        heapq.heappush(self.later, (at, next(self.tick), url))
-
-    def wake_at(self) -> float | None:
-        """The earliest time something may become ready; None when nothing is waiting."""
-        times = [q[0][0] for q in (self.heap, self.later) if q]
-        return min(times) if times else None
 
 
 class Crawler:

@@ -13,7 +13,14 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
+
+from webclip.fetch import is_transient
+
+if TYPE_CHECKING:
+    from webclip.fetch import Fetcher
+    from webclip.robots import RobotsCache
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +30,7 @@ MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # sitemaps.org: at most 50 MiB uncompresse
 MAX_LOCS = 50_000  # sitemaps.org: at most 50,000 URLs per file
 CHUNK = 1 << 20
 LONGEST_LOC = 1 << 16  # a <loc> split across chunks is kept whole up to this many bytes
+SITEMAP_ENTRY = "sitemaps:"  # the crawl journal's entry holding the URLs the seeds' sitemaps listed
 
 
 class SitemapSkipped(ValueError):
@@ -95,7 +103,7 @@ def sitemap_urls(seed: str, declared: list[str], fetch: Callable[[str], bytes | 
     drops = Counter() if drops is None else drops
     root = f"{urlsplit(seed).scheme}://{urlsplit(seed).netloc}/"
     queue = list(dict.fromkeys(_resolved(root, declared, drops))) or [urljoin(root, "sitemap.xml")]
-    seen, pages = set(queue), []
+    seen, pages = set(queue), list[str]()
     while queue and len(seen) <= max_sitemaps and len(pages) < max_urls:
         url = queue.pop(0)
         data = fetch(url)
@@ -127,3 +135,40 @@ def _resolved(base: str, locs: list[str], drops: Counter) -> Iterator[str]:
             drops["sitemap/bad_loc"] += 1
         else:
             yield url
+
+
+def discover_sitemaps(seeds: list[str], fetcher: Fetcher, robots: RobotsCache | None) -> tuple[list[str], dict[str, int]]:
+    """Page URLs from each seed host's sitemaps (declared in robots.txt, else /sitemap.xml), and the drops by reason.
+
+    A sitemap that cannot be fetched is ``sitemap/<reason>`` (a missing one, 404 or 410, is no drop); a bad
+    ``<loc>`` loses only itself (``sitemap/bad_loc``); a host whose sitemaps raise loses only its own URLs
+    (``sitemap/error``, logged).
+    """
+    drops: Counter[str] = Counter()
+
+    def fetch(url: str) -> bytes | None:
+        reason = robots.check(url) if robots is not None else None
+        if reason is None:
+            r = fetcher.get(url, check=robots.check if robots is not None else None)
+            if r.ok and not r.error:
+                return r.body
+            reason = r.error or (None if r.status in (404, 410) else f"http_{r.status}")
+        if reason:
+            drops[f"sitemap/{reason}"] += 1
+        return None
+
+    out: list[str] = []
+    for host in dict.fromkeys(f"{urlsplit(s).scheme}://{urlsplit(s).netloc}/" for s in seeds):
+        try:
+            declared = list(robots.rules(host).sitemaps) if robots is not None else []
+            out += sitemap_urls(host, declared, fetch, drops=drops)
+        except Exception:  # a hostile sitemap loses only its own host's URLs
+            drops["sitemap/error"] += 1
+            log.exception("crawl/sitemap_error on %s (its sitemaps are skipped; the crawl goes on)", host)
+    return out, dict(sorted(drops.items()))
+
+
+def sitemaps_due(entries: list[dict[str, Any]]) -> bool:
+    """Whether the seeds' sitemaps are still to be read: never read, or the last reading met a transient failure."""
+    last = next((e for e in reversed(entries) if e["url"] == SITEMAP_ENTRY), None)
+    return last is None or any(is_transient(reason) for reason in last.get("sitemap_drops", {}))

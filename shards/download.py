@@ -48,7 +48,7 @@ def img2dataset_resizer_module() -> ModuleType:
     The resizer module itself needs only albumentations, cv2 and numpy.
     """
     module = sys.modules.get("img2dataset.resizer") or _load_resizer()
-    module.SuppressStdoutStderr = SharedQuiet  # its own is not safe for threads (see SharedQuiet)
+    setattr(module, "SuppressStdoutStderr", SharedQuiet)  # noqa: B010  (its own is not safe for threads)
     return module
 
 

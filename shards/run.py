@@ -347,7 +347,7 @@ def download_jobs(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], progress_di
         n_todo = sum(_pairs_to_fetch(jobs_dir, j, earlier[j]) for j in todo)
         if progress_dir is not None:
             shutil.rmtree(progress_dir, ignore_errors=True)
-        fn = DownloadJobFn(cfg, _absolute(jobs_dir), progress_dir and str(progress_dir.resolve()),
+        fn = DownloadJobFn(cfg, _absolute(jobs_dir), str(progress_dir.resolve()) if progress_dir else None,
                            LauncherWatch() if cfg.runner == "DirectRunner" else None)
         with watch("download", n_todo, lambda: _downloaded(progress_dir, todo) if progress_dir else 0,
                    cfg.progress, unit="url"), beam.Pipeline(options=cfg.beam_options()) as p:
