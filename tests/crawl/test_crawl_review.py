@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.crawl.test_crawl_hostile import Route, _cli_crawl, config, html, img, sites  # noqa: F401  (fixture)
-from webclip.crawl.crawler import Crawler
+from webclip.crawl.config import CrawlConfig
+from webclip.crawl.crawler import Crawler, page_links
+from webclip.crawl.frontier import Frontier
 from webclip.crawl.sitemaps import sitemap_urls
 from webclip.stats import check_identity
 
@@ -174,3 +179,30 @@ def test_a_repeated_content_type_is_read_as_browsers_do(sites, tmp_path, first: 
                                                      headers={"Content-Type": first, "content-type": second})})
     cfg = config([site])
     assert [e["outcome"] for e in Crawler(cfg, cfg.seeds, tmp_path / "work").run()] == [outcome]
+
+
+FUZZ_EXAMPLES = int(os.environ.get("WEBCLIP_FUZZ_EXAMPLES", "300"))
+HREF_PIECES = ["http://", "https://", "//", "[", "]", ":", "@", "%", "%zz", "xn--", "\\", "/", "?", "#", "..", "a",
+               "é", "\u3002", "\uff0e", "99999999999", "[::1]", "\x00", " ", "\ufffd", "ß", "localhost", "%00",
+               "javascript:", "data:", "a.test", "b.test", ":8080", "utm_source=x&"]
+hrefs = st.lists(st.sampled_from(HREF_PIECES) | st.text(max_size=3), max_size=10).map("".join)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(links=st.lists(hrefs, max_size=6), base=st.sampled_from(["http://a.test/x/y", "http://a.test:8080/",
+                                                               "https://[::1]/", "http://user@a.test/"]))
+def test_fuzz_no_link_escapes_the_frontier_and_each_is_counted(links: list[str], base: str) -> None:
+    """A page's links, however hostile, are admitted or counted drops; the frontier hands out and releases them."""
+    frontier = Frontier(CrawlConfig(seeds=[base], scope="domain"), [base])
+    seed, _, host = frontier.next(0.0)
+    frontier.release(host)
+    resolved, drops = page_links(links, base)
+    frontier.finish({"url": seed.page, "depth": 0, "outcome": "ok", "candidates": [], "links": resolved,
+                     "link_drops": drops})
+    check_identity(frontier.links.as_dict())
+    assert frontier.links.n_in == 1 + len(links)
+    handed = 0
+    while (task := frontier.next(1e12)) is not None:
+        frontier.release(task[2])
+        handed += 1
+    assert 1 + handed == frontier.links.kept == len(frontier.admitted)
