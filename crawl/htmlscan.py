@@ -54,14 +54,28 @@ def _names(links: bool) -> list[str]:
     return (_TAGS + ("|a" if links else "") + "|" + _RAW).split("|")
 
 
-# One attribute: separator, name (may start with '='), then a value if '=' follows (the common '="…"' tried
-# first); a value cut by the end of the page fails the whole tag. Possessive, so it never backtracks far.
-_ATTR_RE = (r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)"""
-            r"""(?:="([^"]*+)"|[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|(?!["'])([^\t\n\f\r >]*+))"""
-            r"""|(?![\t\n\f\r ]*+=))""")
-_ATTRS_RE = "(?:" + re.sub(r"\((?![?])", "(?:", _ATTR_RE) + r")*+[\t\n\f\r /]*+>"  # a whole tag's rest
-# The same grammar with no '>' inside quoted values: a <meta> that matches it ends at its first '>'.
-_ATTRS_NO_GT_RE = _ATTRS_RE.replace('"(?:[^"]*+)"', '"(?:[^">]*+)"').replace("'(?:[^']*+)'", "'(?:[^'>]*+)'")
+_WS = r"[\t\n\f\r ]"
+_ATTR_NAME = r"[^\t\n\f\r />][^\t\n\f\r />=]*+"
+
+
+def _attr_re(group: str = "(", guard: str = "") -> str:
+    """One attribute: separator, name (may start with '='), then a value if '=' follows (the common '="…"'
+    tried first); a value cut by the end of the page fails the whole tag. Possessive, so it never backtracks
+    far. ``group`` opens the name and value groups ("(?:" for none); a value must start where ``guard`` allows."""
+    g, v = group, guard + group
+    return (rf"""[\t\n\f\r /]*+{g}{_ATTR_NAME})(?:="{v}[^"]*+)"|{_WS}*+={_WS}*+(?:"{v}[^"]*+)"|'{v}[^']*+)'"""
+            rf"""|(?!["']){v}[^\t\n\f\r >]*+))|(?!{_WS}*+=))""")
+
+
+_ATTR_RE = _attr_re()
+# The common shape ' name="value"' first, in fewer steps: it reads exactly what the general loop would.
+_FAST_ATTRS_RE = r"""(?:[\t\n\f\r ][-a-zA-Z0-9_:.]++="[^"]*+")*+"""
+_ATTRS_RE = _FAST_ATTRS_RE + "(?:" + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>"  # a whole tag's rest
+# A <meta> whose 'name' attributes cannot be robots or webclip: no value of theirs starts with r, w or '&'.
+_NAME_ATTR = r"[nN][aA][mM][eE](?=[\t\n\f\r />=])"
+_META_ATTRS_RE = (r"(?:[\t\n\f\r ](?!" + _NAME_ATTR + r')[-a-zA-Z0-9_:.]++="[^"]*+")*+(?:(?=[\t\n\f\r /]*+'
+                  + _NAME_ATTR + ")" + _attr_re("(?:", "(?![rRwW&])") + r"|(?![\t\n\f\r /]*+" + _NAME_ATTR + ")"
+                  + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>")
 _COMMENT_RE = r"<!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)"
 _BOGUS_RE = r"<(?:!(?!--)|\?|/(?![A-Za-z>]))[^>]*+>"
 _NAME_RE = r"[A-Za-z][^\t\n\f\r />]*+"
@@ -75,23 +89,33 @@ def _raw_element_re(name: str) -> str:
             "</" + n + _DELIM + _ATTRS_RE)
 
 
+def _other_starts(names: list[str]) -> list[str]:
+    """Start tags of no wanted name, one alternative per first letter, each opening with its letter class:
+    the regex engine passes over an alternative whose class does not match without entering it."""
+    by_first: dict[str, list[str]] = {}
+    for name in names:
+        by_first.setdefault(name[0].lower(), []).append(name[1:])
+    other = "".join(c for c in string.ascii_letters if c.lower() not in by_first)
+    alts = ["[" + other + "]"]
+    for first, rests in sorted(by_first.items()):
+        tails = [r for r in rests if r]
+        wanted = ("(?:" + _ci_trie(tails) + ")" + ("?" if len(tails) < len(rests) else "")) if tails else ""
+        alts.append(f"[{first}{first.upper()}](?!{wanted}{_DELIM})")
+    return [a + r"[^\t\n\f\r />]*+" + _ATTRS_RE for a in alts]
+
+
 def _skip_pattern(links: bool) -> re.Pattern[str]:
     """Everything up to the next tag that needs Python: text, whole tags of other names (attributes read
     by the grammar), end tags other than ``</picture>``, ``<meta>`` tags that cannot be robots, comments,
     bogus comments, complete raw-text elements."""
-    names = _names(links)
-    firsts = {c for n in names for c in (n[0].lower(), n[0].upper())}
-    other_letters = "".join(c for c in string.ascii_letters if c not in firsts)  # these start no wanted tag
-    other_start = ("<(?:[" + other_letters + r"][^\t\n\f\r />]*+|(?!" + _ci_trie(names) + _DELIM + ")" + _NAME_RE + ")"
-                   + _ATTRS_RE)
-    other_end = "</(?!" + _ci_trie(["picture"]) + _DELIM + ")" + _NAME_RE + "(?:>|" + _ATTRS_RE + ")"
-    # A <meta> whose text up to its first '>' never says robots or webclip, and whose tag ends there.
-    meta = ("<" + _ci_trie(["meta"]) + _DELIM + r"(?![^>]*?(?:[rR][oO][bB][oO][tT][sS]|[wW][eE][bB][cC][lL][iI][pP]))"
-            + _ATTRS_NO_GT_RE)
-    raws = "|".join(_raw_element_re(n) for n in _RAW.split("|") if n != "plaintext")
-    # End tags first: they are half of all tags and the cheapest to rule out.
-    return re.compile(r"[^<]*+(?:(?:" + "|".join([other_end, other_start, meta, r"<(?![A-Za-z!?/])", _COMMENT_RE,
-                                                   _BOGUS_RE, raws]) + r")[^<]*+)*+")
+    other_end = "/(?!" + _ci_trie(["picture"]) + _DELIM + ")" + _NAME_RE + "(?:>|" + _ATTRS_RE + ")"
+    meta = _ci_trie(["meta"]) + _DELIM + _META_ATTRS_RE
+    raws = [_raw_element_re(n).removeprefix("<") for n in _RAW.split("|") if n != "plaintext"]
+    bogus = [r"!(?!--)[^>]*+>", r"\?[^>]*+>", r"/(?![A-Za-z>])[^>]*+>"]
+    # One '<', then what follows it, most frequent first: end tags are half of all tags.
+    rests = [other_end, *_other_starts(_names(links)), meta, _COMMENT_RE.removeprefix("<"), *bogus, *raws,
+             r"(?![A-Za-z!?/])"]
+    return re.compile(r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+")
 
 
 _SKIP = {True: _skip_pattern(True), False: _skip_pattern(False)}
@@ -99,6 +123,9 @@ _SKIP_TEXT = re.compile(r"[^<]*+(?:<(?![A-Za-z!?/])[^<]*+)*+")  # inside a <pict
 _NEXT = re.compile(r"<(?:(!--)|([!?]|/(?![A-Za-z>]))|(/?)(" + _NAME_RE + "))")
 _ATTR = re.compile(_ATTR_RE)
 _ATTRS = re.compile(_ATTRS_RE)
+# A tag whose attributes are all ' name="value"' with lower-case names: what the grammar reads there, in fewer steps.
+_PLAIN_TAG = re.compile(r"""(?:[\t\n\f\r ][-a-z0-9_:.]++="[^"]*+")*+[\t\n\f\r /]*+>""")
+_PLAIN_ATTR = re.compile(r'[\t\n\f\r ]([-a-z0-9_:.]++)="([^"]*+)"')
 _CHARREF = re.compile(r"&(#[xX][0-9a-fA-F]++;?|#[0-9]++;?|[A-Za-z0-9]++;?)")
 _COMMENT_END = re.compile(r"--!?>")
 _SCRIPT_TOKEN = re.compile(r"<!--|-->|<(/?)(?i:script)" + _DELIM)
@@ -132,10 +159,22 @@ def attr_value(raw: str) -> str:
 
 def read_attrs(text: str, pos: int) -> tuple[dict[str, str | None], int]:
     """Attributes of the tag whose name ends at ``pos``, and the position after its ``>`` (-1: none)."""
+    plain = _PLAIN_TAG.match(text, pos)
+    if plain is not None:  # the common tag: only ' name="value"' with lower-case names, nothing to decode
+        end = plain.end()
+        chunk = text[pos:end]
+        if "&" not in chunk and "\r" not in chunk and "\0" not in chunk:
+            pairs = _PLAIN_ATTR.findall(chunk)
+            attrs: dict[str, str | None] = dict(pairs)
+            if len(attrs) < len(pairs):  # a repeated name: the first one wins
+                attrs = {}
+                for name, value in pairs:
+                    attrs.setdefault(name, value)
+            return attrs, end
     whole = _ATTRS.match(text, pos)
     if whole is None:
         return {}, -1  # the page ends inside the tag
-    attrs: dict[str, str | None] = {}
+    attrs = {}
     for name, plain, dq, sq, uq in _ATTR.findall(text, pos, whole.end()):
         name = name.lower()
         if name not in attrs:

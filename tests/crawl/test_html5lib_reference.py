@@ -272,6 +272,25 @@ def test_where_bs4_and_html5lib_part_the_scanner_follows_html5lib(markup: str) -
     assert ours(markup, "http://e.com/p") == reference != ours(markup, "http://e.com/p", "bs4")
 
 
+# Robots <meta> spelled every way the tokenizer allows, and whether the reference reads it as robots: the
+# scanner's regex passes over a <meta> only when no 'name' value of it can be robots or webclip.
+ROBOTS_METAS = {
+    '<meta name="rob&#111;ts" content="noimageindex">': True, "<meta name=&#x72;obots content=noimageindex>": True,
+    "<meta NAME = 'ROBOTS' content=noimageindex>": True, '<meta content="noimageindex" data-x="a>b" name="robots">': True,
+    '<meta/name="robots"/content=noimageindex>': True, "<meta/name=robots/content=noimageindex>": False,
+    '<meta name="x" name="robots" content="noimageindex">': False, '<meta data-name="robots" content="noimageindex">': False,
+    '<meta name=" robots" content="noimageindex">': False, '<meta content="robots" name="description">': False,
+}
+
+
+@pytest.mark.parametrize(("meta", "is_robots"), ROBOTS_METAS.items())
+def test_robots_meta_in_any_spelling_follows_html5lib(meta: str, is_robots: bool) -> None:
+    html = meta + "<img src=/a.jpg alt=a>"
+    reference = reference_extract(html, "http://e.com/p")
+    assert ours(html, "http://e.com/p") == reference
+    assert (reference[1] == {"extract/noimageindex": 1}) == is_robots
+
+
 def test_bs4_differs_only_where_html5lib_says_bs4_is_wrong(reference_pages: list) -> None:
     differ = {}
     for name, text, url, reference in reference_pages:
