@@ -24,6 +24,7 @@ from webclip.crawl.srcset import NO_RANK, best, parse_srcset
 from webclip.crawl.urls import Resolver
 from webclip.hashing import candidate_uid
 from webclip.records import Candidate
+from webclip.robots import xrobots_forbids
 
 HTTP = ("http://", "https://")  # resolved URLs carry a lower-case scheme
 OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
@@ -215,18 +216,19 @@ def direct_image_url(tag: ImgTag, resolve: Resolver, width: int | None, height: 
     return (src, "") if not why else (None, _worse(worst, why))
 
 
-def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
-                    header_robots: str | None = None) -> tuple[list[Candidate], Counter]:
+def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl", header_robots: str | None = None,
+                    robots_agent: str = "webclip") -> tuple[list[Candidate], Counter]:
     """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none.
 
     The image URL is a lazy URL, else an http(s) src, else the largest srcset/``<source>`` candidate;
     an image with none is dropped for the worst reason seen (placeholder, then bad scheme, then no src).
+    The ``X-Robots-Tag`` header counts only where it speaks to everyone or to ``robots_agent``.
     """
     drops: Counter = Counter()
     resolve = Resolver(Resolver(page_url)(page.base_href) or page_url)
-    robots = page.robots | robots_tokens([header_robots or ""])
-    opt_out = bool(robots & OPT_OUT_DIRECTIVES)
-    if robots & NO_IMAGE_DIRECTIVES:
+    opt_out = bool(page.robots & OPT_OUT_DIRECTIVES
+                   or xrobots_forbids(header_robots, OPT_OUT_DIRECTIVES, robots_agent))
+    if page.robots & NO_IMAGE_DIRECTIVES or xrobots_forbids(header_robots, NO_IMAGE_DIRECTIVES, robots_agent):
         drops["extract/noimageindex"] += len(page.imgs)
         return [], drops
     out = []
@@ -259,8 +261,9 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl",
 
 
 def extract(html_text: str, page_url: str, parser: str = "scan", source: str = "crawl",
-            header_robots: str | None = None, links: bool = True) -> tuple[list[Candidate], Counter, ParsedPage]:
+            header_robots: str | None = None, links: bool = True,
+            robots_agent: str = "webclip") -> tuple[list[Candidate], Counter, ParsedPage]:
     """Parse and extract in one call (``links=False`` skips collecting ``<a href>``, as archives need none)."""
     page = PARSERS[parser](html_text, links)
-    cands, drops = page_candidates(page, page_url, source, header_robots)
+    cands, drops = page_candidates(page, page_url, source, header_robots, robots_agent)
     return cands, drops, page

@@ -26,7 +26,8 @@ class ParsedPage:
 
 
 def robots_tokens(values: list[str]) -> set[str]:
-    """Lower-cased directives of robots meta contents or ``X-Robots-Tag`` headers."""
+    """Lower-cased directives of robots ``<meta>`` contents (not ``X-Robots-Tag``: it has agent scopes, read by
+    ``webclip.robots.xrobots_forbids``)."""
     out: set[str] = set()
     for v in values:
         out.update(t.strip().lower() for t in re.split(r"[,\s]+", v) if t.strip())
