@@ -226,7 +226,7 @@ def test_a_slow_host_waiting_for_its_delay_never_blocks_a_ready_host(sites, tmp_
     # Crawl-delay 86400 capped to 0.5 s: the slow host is paced, not stalled for a day.
     gaps = [b - a for a, b in zip(slow_pages, slow_pages[1:], strict=False)]
     pairs = [b - a for a, b in zip(slow_pages, slow_pages[2:], strict=False)]  # one late arrival (load) evens out
-    assert min(gaps) >= 0.3 and min(pairs) >= 0.98 and time.monotonic() - started < 15, gaps
+    assert min(gaps) >= 0.3 and min(pairs) >= 0.9 and time.monotonic() - started < 15, gaps  # uncapped: 86400 s
     # The fast host finished while the slow one still had pages to go (first-in-first-out: after them all).
     assert fast_done < slow_pages[5], (fast_done - started, [t - started for t in slow_pages])
 
