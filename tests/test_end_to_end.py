@@ -55,7 +55,7 @@ def test_every_stage_end_to_end_and_deterministic(tmp_path: Path) -> None:
     _webclip("ablation", "--run", str(run), "--config", str(cfg))
     ablation = json.loads((run / "ablation" / "ablation.json").read_text())
     assert set(ablation["arms"]) == {"balanced", "unbalanced"} and all(len(a["runs"]) == 2 for a in ablation["arms"].values())
-    unbalanced = json.loads((run / "ablation" / "unbalanced" / "curated" / "stats.json").read_text())
+    unbalanced = json.loads((run / "ablation" / "unbalanced-seed0" / "curated" / "stats.json").read_text())
     assert unbalanced["kept"] == json.loads((run / "curated" / "stats.json").read_text())["kept"]
     trained = {json.loads((run / "ablation" / f"{arm}-seed0" / "train" / "stats.json").read_text())["kept"]
                for arm in ("balanced", "unbalanced")}
