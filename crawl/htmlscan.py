@@ -104,7 +104,7 @@ def _other_starts(names: list[str]) -> list[str]:
     return [a + r"[^\t\n\f\r />]*+" + _ATTRS_RE for a in alts]
 
 
-def _skip_pattern(links: bool) -> re.Pattern[str]:
+def _skip_pattern(links: bool) -> str:
     """Everything up to the next tag that needs Python: text, whole tags of other names (attributes read
     by the grammar), end tags other than ``</picture>``, ``<meta>`` tags that cannot be robots, comments,
     bogus comments, complete raw-text elements."""
@@ -115,16 +115,19 @@ def _skip_pattern(links: bool) -> re.Pattern[str]:
     # One '<', then what follows it, most frequent first: end tags are half of all tags.
     rests = [other_end, *_other_starts(_names(links)), meta, _COMMENT_RE.removeprefix("<"), *bogus, *raws,
              r"(?![A-Za-z!?/])"]
-    return re.compile(r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+")
+    return r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+"
 
 
-_SKIP = {True: _skip_pattern(True), False: _skip_pattern(False)}
+# A tag whose attributes are all ' name="value"' with lower-case names: what the grammar reads there, in fewer steps.
+_PLAIN_TAG_RE = r"""(?:[\t\n\f\r ][-a-z0-9_:.]++="[^"]*+")*+[\t\n\f\r /]*+>"""
+# The skip, then an <img> found there (outside every picture: the common image, read without more regex calls).
+_SKIP = {links: re.compile(_skip_pattern(links) + r"(?:(<[iI][mM][gG])" + _DELIM + "(" + _PLAIN_TAG_RE + ")?)?")
+         for links in (True, False)}
 _SKIP_TEXT = re.compile(r"[^<]*+(?:<(?![A-Za-z!?/])[^<]*+)*+")  # inside a <picture>: every tag counts
 _NEXT = re.compile(r"<(?:(!--)|([!?]|/(?![A-Za-z>]))|(/?)(" + _NAME_RE + "))")
 _ATTR = re.compile(_ATTR_RE)
 _ATTRS = re.compile(_ATTRS_RE)
-# A tag whose attributes are all ' name="value"' with lower-case names: what the grammar reads there, in fewer steps.
-_PLAIN_TAG = re.compile(r"""(?:[\t\n\f\r ][-a-z0-9_:.]++="[^"]*+")*+[\t\n\f\r /]*+>""")
+_PLAIN_TAG = re.compile(_PLAIN_TAG_RE)
 _PLAIN_ATTR = re.compile(r'[\t\n\f\r ]([-a-z0-9_:.]++)="([^"]*+)"')
 _CHARREF = re.compile(r"&(#[xX][0-9a-fA-F]++;?|#[0-9]++;?|[A-Za-z0-9]++;?)")
 _COMMENT_END = re.compile(r"--!?>")
@@ -157,20 +160,24 @@ def attr_value(raw: str) -> str:
     return raw.replace("\0", "\ufffd") if "\0" in raw else raw
 
 
+def plain_attrs(rest: str) -> dict[str, str | None] | None:
+    """Attributes of a tag's rest that ``_PLAIN_TAG`` matched, or None when a value needs decoding."""
+    if "&" in rest or "\r" in rest or "\0" in rest:
+        return None
+    pairs = _PLAIN_ATTR.findall(rest)
+    attrs: dict[str, str | None] = dict(pairs)
+    if len(attrs) < len(pairs):  # a repeated name: the first one wins
+        attrs = {}
+        for name, value in pairs:
+            attrs.setdefault(name, value)
+    return attrs
+
+
 def read_attrs(text: str, pos: int) -> tuple[dict[str, str | None], int]:
     """Attributes of the tag whose name ends at ``pos``, and the position after its ``>`` (-1: none)."""
     plain = _PLAIN_TAG.match(text, pos)
-    if plain is not None:  # the common tag: only ' name="value"' with lower-case names, nothing to decode
-        end = plain.end()
-        chunk = text[pos:end]
-        if "&" not in chunk and "\r" not in chunk and "\0" not in chunk:
-            pairs = _PLAIN_ATTR.findall(chunk)
-            attrs: dict[str, str | None] = dict(pairs)
-            if len(attrs) < len(pairs):  # a repeated name: the first one wins
-                attrs = {}
-                for name, value in pairs:
-                    attrs.setdefault(name, value)
-            return attrs, end
+    if plain is not None and (attrs := plain_attrs(text[pos:plain.end()])) is not None:
+        return attrs, plain.end()
     whole = _ATTRS.match(text, pos)
     if whole is None:
         return {}, -1  # the page ends inside the tag
@@ -412,7 +419,13 @@ class _Scan:
         pos = 0
         while True:
             if not self.open.names:
-                pos = skip_out(text, pos).end()  # the regex passes over what needs no Python
+                skipped = skip_out(text, pos)  # the regex passes over what needs no Python
+                pos = skipped.end()
+                if skipped.group(1):
+                    pos = self.plain_img(skipped)
+                    if pos < 0:
+                        break
+                    continue
             else:
                 after = skip_in(text, pos).end()
                 if self.open.reopen and text[pos:after].strip("\0"):  # text reopens formatting elements
@@ -457,6 +470,16 @@ class _Scan:
             return _skip_raw(self.text, end, name)
         if self.open.names and name not in _NO_ELEMENT:
             self.open.start(name)
+        return end
+
+    def plain_img(self, skipped: re.Match[str]) -> int:
+        """An ``<img>`` outside every picture that the skip regex ends with: the position after it (-1: cut)."""
+        if skipped.group(2) is not None and (attrs := plain_attrs(skipped.group(2))) is not None:
+            self.imgs.append(ImgTag(attrs, []))
+            return skipped.end()
+        attrs, end = read_attrs(self.text, skipped.end(1))
+        if end >= 0:
+            self.imgs.append(ImgTag(attrs, []))
         return end
 
     def img(self, attrs: dict[str, str | None]) -> None:
