@@ -162,7 +162,7 @@ def extract_page(url: str, depth: int, final_url: str, headers: dict[str, str], 
     text, _ = decode_html(body, ctype)
     header_robots = headers.get("x-robots-tag")
     try:
-        cands, drops, page = extract(text, final_url, cfg.parser, "crawl", header_robots)
+        cands, drops, page = extract(text, final_url, cfg.parser, "crawl", header_robots, robots_agent=cfg.robots_agent)
     except Exception as e:  # named for the step; Contained counts it and logs the traceback
         raise PageError("parse_error") from e
     links: list[str] = []  # X-Robots-Tag by its grammar: "googlebot: nofollow" is not addressed to us

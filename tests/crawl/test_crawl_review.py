@@ -206,3 +206,14 @@ def test_fuzz_no_link_escapes_the_frontier_and_each_is_counted(links: list[str],
         frontier.release(task[2])
         handed += 1
     assert 1 + handed == frontier.links.kept == len(frontier.admitted)
+
+
+def test_x_robots_tag_for_our_robots_agent_name_drops_the_images(sites, tmp_path) -> None:  # noqa: F811
+    """The crawler's robots_agent reaches the extractor: a header scoped to that name applies to us."""
+    site = sites("127.0.0.70", {
+        "/index.html": Route(body=html(img("seed")), headers={"Content-Type": "text/html",
+                                                              "X-Robots-Tag": "mybot: noimageindex"})})
+    for agent, kept in (("mybot", 0), ("webclip", 1)):
+        cfg = config([site], robots_agent=agent)
+        [entry] = Crawler(cfg, cfg.seeds, tmp_path / agent).run()
+        assert len(entry["candidates"]) == kept, agent
