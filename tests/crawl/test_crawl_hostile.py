@@ -190,10 +190,10 @@ def test_a_page_that_raises_is_a_counted_drop_with_its_traceback_logged(sites, t
             raise KeyError("a genuine bug")
         return real(body, ctype)
 
-    def buggy_parser(text: str, *args: object) -> object:
+    def buggy_parser(text: str, *args: object, **kw: object) -> object:
         if "lamp" in text:
             raise IndexError("a parser bug")
-        return real_extract(text, *args)
+        return real_extract(text, *args, **kw)
 
     real_extract = crawler_module.extract
     monkeypatch.setattr(crawler_module, "decode_html", buggy)
