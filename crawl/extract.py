@@ -20,13 +20,14 @@ from webclip.crawl.lazy import (
     tiny_declared,
 )
 from webclip.crawl.page import ImgTag, ParsedPage, robots_tokens
-from webclip.crawl.srcset import NO_RANK, best, parse_srcset
+from webclip.crawl.srcset import NO_RANK, best_ranked, ranked_urls
 from webclip.crawl.urls import Resolver
 from webclip.hashing import candidate_uid
 from webclip.records import Candidate
 from webclip.robots import xrobots_forbids
 
 HTTP = ("http://", "https://")  # resolved URLs carry a lower-case scheme
+Resolve = Callable[[str | None], str | None]  # a page's URL resolver: None for what cannot be resolved
 OPT_OUT_DIRECTIVES = {"noai", "noimageai"}
 NO_IMAGE_DIRECTIVES = {"noimageindex", "noindex", "none"}
 
@@ -151,7 +152,7 @@ _LAZY = frozenset(LAZY_URL_ATTRS)
 _SRCSETS = frozenset(SRCSET_ATTRS)
 
 
-def _best_of(srcsets: list[str], resolve: Resolver) -> tuple[str | None, tuple, str]:
+def _best_of(srcsets: list[str], resolve: Resolve) -> tuple[str | None, tuple, str]:
     """(largest usable candidate, its rank, the worst reason a candidate was unusable) of srcset values."""
     if not srcsets:
         return _NONE
@@ -166,11 +167,11 @@ def _best_of(srcsets: list[str], resolve: Resolver) -> tuple[str | None, tuple, 
             return None
         return resolved
 
-    url, rank = best((c for s in srcsets for c in parse_srcset(s)), usable)
+    url, rank = best_ranked([pair for s in srcsets for pair in ranked_urls(s)], usable)
     return url, rank, worst
 
 
-def srcset_choice(tag: ImgTag, resolve: Resolver, memo: dict[int, tuple]) -> tuple[str | None, str]:
+def srcset_choice(tag: ImgTag, resolve: Resolve, memo: dict[int, tuple]) -> tuple[str | None, str]:
     """(the largest usable candidate of the ``<img>``'s srcsets and its ``<source>``s, resolved; why none is).
 
     Images of one ``<picture>`` share their sources list, so its best candidate is worked out once (``memo``).
@@ -194,7 +195,7 @@ def _worse(a: str, b: str) -> str:
     return a if _WORST[a] >= _WORST[b] else b
 
 
-def direct_image_url(tag: ImgTag, resolve: Resolver, width: int | None, height: int | None) -> tuple[str | None, str]:
+def direct_image_url(tag: ImgTag, resolve: Resolve, width: int | None, height: int | None) -> tuple[str | None, str]:
     """(a lazy URL, else an http(s) src; '') or (None, why neither is usable).
 
     Placeholders never win: a ``src`` that is a placeholder (or whose declared size is tiny) is not usable.
@@ -216,6 +217,19 @@ def direct_image_url(tag: ImgTag, resolve: Resolver, width: int | None, height: 
     return (src, "") if not why else (None, _worse(worst, why))
 
 
+def _memo(resolve: Resolver) -> Resolve:
+    """``resolve`` remembering its answers: a page names one URL in src, srcset and lazy attributes alike."""
+    seen: dict[str | None, str | None] = {}
+
+    def cached(url: str | None) -> str | None:
+        if url in seen:
+            return seen[url]
+        seen[url] = found = resolve(url)
+        return found
+
+    return cached
+
+
 def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl", header_robots: str | None = None,
                     robots_agent: str = "webclip") -> tuple[list[Candidate], Counter]:
     """Candidates of one parsed page and the drop reasons of the ``<img>`` tags that gave none.
@@ -225,7 +239,7 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl", head
     The ``X-Robots-Tag`` header counts only where it speaks to everyone or to ``robots_agent``.
     """
     drops: Counter = Counter()
-    resolve = Resolver(Resolver(page_url)(page.base_href) or page_url)
+    resolve = _memo(Resolver(Resolver(page_url)(page.base_href) or page_url))
     opt_out = bool(page.robots & OPT_OUT_DIRECTIVES
                    or xrobots_forbids(header_robots, OPT_OUT_DIRECTIVES, robots_agent))
     if page.robots & NO_IMAGE_DIRECTIVES or xrobots_forbids(header_robots, NO_IMAGE_DIRECTIVES, robots_agent):

@@ -155,16 +155,18 @@ def attr_value(raw: str) -> str:
     """An attribute value as the HTML5 tokenizer delivers it."""
     if "\r" in raw:
         raw = raw.replace("\r\n", "\n").replace("\r", "\n")
-    if "&" in raw:
-        raw = _CHARREF.sub(_charref, raw)
+    if "&" in raw:  # '&amp;' alone (URLs with queries) needs no other reference read
+        raw = raw.replace("&amp;", "&") if raw.count("&") == raw.count("&amp;") else _CHARREF.sub(_charref, raw)
     return raw.replace("\0", "\ufffd") if "\0" in raw else raw
 
 
 def plain_attrs(rest: str) -> dict[str, str | None] | None:
-    """Attributes of a tag's rest that ``_PLAIN_TAG`` matched, or None when a value needs decoding."""
-    if "&" in rest or "\r" in rest or "\0" in rest:
+    """Attributes of a tag's rest that ``_PLAIN_TAG`` matched, or None when it holds a CR or NUL."""
+    if "\r" in rest or "\0" in rest:
         return None
     pairs = _PLAIN_ATTR.findall(rest)
+    if "&" in rest:
+        pairs = [(name, attr_value(value) if "&" in value else value) for name, value in pairs]
     attrs: dict[str, str | None] = dict(pairs)
     if len(attrs) < len(pairs):  # a repeated name: the first one wins
         attrs = {}

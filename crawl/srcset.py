@@ -30,10 +30,20 @@ _FLOAT = re.compile(r"-?(?:[0-9]++(?:\.[0-9]++)?|\.[0-9]++)(?:[eE][-+]?[0-9]++)?
 # The common shape, read in one pass: 'url', 'url 640w' or 'url 1.5x' separated by commas; any other
 # shape goes through the full algorithm. A URL never ends in ',' here, as the algorithm strips those.
 _PLAIN_CANDIDATE = (r"[\t\n\f\r ,]*+([^\t\n\f\r ]*[^\t\n\f\r ,])"
-                    r"(?:[\t\n\f\r ]++([1-9][0-9]*+w|(?:[0-9]++(?:\.[0-9]++)?|\.[0-9]++)x))?"
+                    r"(?:[\t\n\f\r ]++([1-9][0-9]{0,299}+w|(?:[0-9]{1,300}+(?:\.[0-9]++)?|\.[0-9]++)x))?"
                     r"[\t\n\f\r ]*+(?:,|(?=[\t\n\f\r ]*+\Z))")
 _PLAIN = re.compile(f"(?:{_PLAIN_CANDIDATE})*+" + r"[\t\n\f\r ,]*+")
 _PLAIN_PARTS = re.compile(_PLAIN_CANDIDATE)
+
+
+_MAX_DIGITS = 300
+
+
+def _integer(digits: str) -> int:
+    """A descriptor's integer; past ``_MAX_DIGITS`` digits it reads as 10**300 (past any real size, within a
+    float for ranking: ``int()`` of over 4,300 digits raises)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10 ** _MAX_DIGITS
 
 
 class SrcsetCandidate(NamedTuple):
@@ -52,23 +62,32 @@ def _descriptor_values(tokens: list[str]) -> tuple[int | None, float | None, int
     for token in tokens:
         kind, number = token[-1], token[:-1]
         if kind == "w" and _INTEGER.fullmatch(number):
-            if width is not None or density is not None or int(number) == 0:
+            if width is not None or density is not None or _integer(number) == 0:
                 return None
-            width = int(number)
+            width = _integer(number)
         elif kind == "x" and _FLOAT.fullmatch(number):
             value = float(number)
             if width is not None or density is not None or height is not None or value < 0 or math.isinf(value):
                 return None
             density = value
         elif kind == "h" and _INTEGER.fullmatch(number):
-            if height is not None or density is not None or int(number) == 0:
+            if height is not None or density is not None or _integer(number) == 0:
                 return None
-            height = int(number)
+            height = _integer(number)
         else:
             return None
     if height is not None and width is None:
         return None
     return width, density, height
+
+
+def ranked_urls(text: str) -> list[tuple[tuple[int, float], str]]:
+    """(rank, URL) of each valid candidate of a ``srcset`` value, in order: what "largest" needs, read
+    without building candidates for the common shape."""
+    if _PLAIN.fullmatch(text):  # no tail for findall to retry on; at most 300 digits, so every number is finite
+        return [((1, float(d[:-1])) if d[-1:] == "w" else (0, float(d[:-1]) if d else 1.0), url)
+                for url, d in _PLAIN_PARTS.findall(text.rstrip("\t\n\f\r ,"))]
+    return [(rank(c), c.url) for c in parse_srcset_by_steps(text)]
 
 
 def parse_srcset(text: str) -> list[SrcsetCandidate]:
@@ -111,24 +130,33 @@ def rank(candidate: SrcsetCandidate) -> tuple[int, float]:
 NO_RANK = (-1, -1.0)
 
 
-def best(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> tuple[str | None, tuple]:
-    """``usable(url)`` of the largest candidate for which it is not None (the first of equals), and its rank.
+def best_ranked(ranked: list[tuple[tuple[int, float], str]],
+                usable: Callable[[str], str | None]) -> tuple[str | None, tuple]:
+    """``usable(url)`` of the largest (rank, url) for which it is not None (the first of equals), and its rank.
 
     Candidates are tried largest first, so ``usable`` usually runs once.
     """
-    ranked = [(rank(c), -i, c.url) for i, c in enumerate(candidates)]
     if not ranked:
         return None, NO_RANK
-    top = max(ranked)
-    found = usable(top[2])
+    top = max(ranked, key=_first)  # max keeps the first of equals
+    found = usable(top[1])
     if found is not None:
         return found, top[0]
-    ranked.sort(reverse=True)
-    for key, _, url in ranked[1:]:
+    order = sorted(ranked, key=_first, reverse=True)  # stable: equals keep their order, so top comes first
+    for key, url in order[1:]:
         found = usable(url)
         if found is not None:
             return found, key
     return None, NO_RANK
+
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]
+
+
+def best(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> tuple[str | None, tuple]:
+    """``usable(url)`` of the largest candidate for which it is not None (the first of equals), and its rank."""
+    return best_ranked([(rank(c), c.url) for c in candidates], usable)
 
 
 def largest(candidates: Iterable[SrcsetCandidate], usable: Callable[[str], str | None]) -> str | None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from webclip.crawl.srcset import SrcsetCandidate, largest, parse_srcset
+from webclip.crawl.srcset import SrcsetCandidate, largest, parse_srcset, rank, ranked_urls
 
 C = SrcsetCandidate
 CLOUDINARY = "https://res.cloudinary.com/demo/image/upload"
@@ -31,6 +31,8 @@ CASES = [
     ("a.jpg 2x junk, b.jpg", [C("b.jpg")]),
     ("\ta.jpg\n300w,\fb.jpg\r600w", [C("a.jpg", width=300), C("b.jpg", width=600)]),
     (" , ,", []), ("", []),
+    ("a.jpg " + "9" * 400 + "x", []),  # past the largest double: the spec's float parser gives an error
+    ("a.jpg " + "0" * 400 + "1.5x", [C("a.jpg", density=1.5)]), ("a.jpg " + "0" * 400 + "20w", [C("a.jpg", width=20)]),
 ]
 
 
@@ -82,6 +84,7 @@ def test_the_one_pass_reading_equals_the_step_by_step_algorithm() -> None:
 
     for srcset, _ in CASES:
         assert parse_srcset(srcset) == parse_srcset_by_steps(srcset), srcset
+        assert ranked_urls(srcset) == [(rank(c), c.url) for c in parse_srcset_by_steps(srcset)], srcset
     pieces = st.sampled_from(["a.jpg", "b,c.png", ",", ", ", " ", "\t", "100w", "0w", "2x", "1.5x", ".5x", "1e1x",
                               "10h", "(", ")", "x", "w", "data:image/gif;base64,R0l", "ö.jpg"])
 
@@ -89,6 +92,7 @@ def test_the_one_pass_reading_equals_the_step_by_step_algorithm() -> None:
     @given(st.lists(pieces, max_size=12).map("".join))
     def same(srcset: str) -> None:
         assert parse_srcset(srcset) == parse_srcset_by_steps(srcset)
+        assert ranked_urls(srcset) == [(rank(c), c.url) for c in parse_srcset(srcset)]
 
     same()
 
@@ -102,3 +106,16 @@ def test_a_megabyte_srcset_through_the_whole_extractor() -> None:
     cands = extract(html, "https://cdn.example.com/p/", "scan")[0]
     assert time.perf_counter() - started < 1.0
     assert cands[0].image_url == cands[0].srcset_url == f"https://cdn.example.com/c_fill,w_{(1 << 20) // 24 - 1}/a.jpg"
+
+
+def test_numbers_past_pythons_int_limit_do_not_raise() -> None:
+    """int() of over 4,300 digits raises ValueError: a hostile width took the whole page down (found in review)."""
+    from webclip.crawl.extract import extract
+
+    huge = "9" * 5000
+    assert largest(parse_srcset(f"/a.jpg {huge}w, /b.jpg 100w"), lambda u: u) == "/a.jpg"
+    assert parse_srcset(f"/a.jpg 100w {huge}h") == [C("/a.jpg", width=100, height=10 ** 300)]
+    html = f'<img src=/s.jpg srcset="/a.jpg {huge}w, /b.jpg 100w" alt=a><img srcset="/c.jpg {huge}x" alt=b>'
+    cands, drops, _ = extract(html, "http://e.com/")
+    assert [(c.image_url, c.srcset_url) for c in cands] == [("http://e.com/s.jpg", "http://e.com/a.jpg")]
+    assert drops == {"extract/no_src": 1}
