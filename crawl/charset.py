@@ -1,14 +1,18 @@
 """Decode HTML bytes by the WHATWG encoding rules: BOM, then the HTTP charset, then a ``<meta>`` prescan.
 
-- A BOM (UTF-8, UTF-16LE/BE) decides. Else the ``Content-Type`` charset, if its label is known. Else
-  the spec's prescan of the first 1024 bytes (comments and other tags skipped, attributes read as the
-  spec reads them, ``http-equiv`` + ``content`` or ``charset``); there ``utf-16*`` (and ``utf-32``,
-  which the Encoding Standard does not know) mean UTF-8, as a page read by the prescan is ASCII-based.
-  Bytes that are not UTF-8 and have no early ``<meta>`` get the same prescan over their first 256 KiB,
-  standing in for the tree builder's "change the encoding" when a later ``<meta>`` is parsed.
+- A BOM (UTF-8, UTF-16LE/BE) decides. Else the ``Content-Type`` charset parameter, read as Fetch's
+  "extract a MIME type" reads the header (parameters parsed whole, quoted strings, comma-joined
+  values), if its label is known. Else the spec's prescan of the first 1024 bytes (comments and other
+  tags skipped, attributes read as the spec reads them, ``http-equiv`` + ``content`` or ``charset``);
+  there UTF-16 means UTF-8 and x-user-defined windows-1252, and a label that names no encoding
+  (``utf-32``) lets the next ``<meta>`` decide. Bytes that are not UTF-8 and have no early ``<meta>``
+  get the same prescan over their first 256 KiB, standing in for the tree builder's "change the
+  encoding" when a later ``<meta>`` is parsed.
 - Labels map to encodings by the Encoding Standard's table (``latin1``/``ascii`` → windows-1252,
   ``gb2312``/``gbk`` → GB18030's decoder, ``shift_jis`` → windows-31j, …); ``replacement`` labels
   decode to one U+FFFD. A declared encoding is kept: invalid bytes become U+FFFD, never a switch.
+  The decoders are the Standard's (``crawl/decoders.py``: Python's codecs where they agree with its
+  indexes, the differences listed there).
 - One deliberate departure: a legacy label (anything but UTF-8/UTF-16) on bytes that are valid UTF-8
   and not ASCII is a lying label (``../shared/data``'s readability-qq says gb2312), read as UTF-8.
 - Nothing declared: valid UTF-8 is UTF-8; anything else goes to charset-normalizer (maintained, pure
@@ -22,7 +26,8 @@ from __future__ import annotations
 import codecs
 import re
 
-HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"',]+)", re.IGNORECASE)
+from webclip.crawl.decoders import decode
+
 BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 PRESCAN_BYTES = 1024
 LATE_META_BYTES = 256 * 1024
@@ -76,7 +81,7 @@ _LABELS = {
     "x-user-defined": "x-user-defined",
 }
 LABELS = {label: codec for codec, labels in _LABELS.items() for label in labels.split()}
-_PRESCAN_UTF8 = {"utf-16-le", "utf-16-be", "utf-32", "utf-32le", "utf-32be"}
+_PRESCAN = {"utf-16-le": "utf-8", "utf-16-be": "utf-8", "x-user-defined": "cp1252"}
 
 
 def codec_for(label: str | None) -> str | None:
@@ -86,11 +91,116 @@ def codec_for(label: str | None) -> str | None:
     return LABELS.get(label.strip("\t\n\f\r ").lower())
 
 
-def _prescan_label(codec: str | None, label: str) -> str | None:
-    """The prescan's reading of a ``<meta>`` label: UTF-16/32 mean UTF-8, x-user-defined windows-1252."""
-    if codec in _PRESCAN_UTF8 or label.strip("\t\n\f\r ").lower() in _PRESCAN_UTF8:
-        return "utf-8"
-    return "cp1252" if codec == "x-user-defined" else codec
+# --- the HTTP Content-Type charset (Fetch's "extract a MIME type", MIME Sniffing's "parse a MIME type") ---
+
+_HTTP_WS = "\t\n\r "
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_QUOTED_TEXT = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_QUOTED_RUN = re.compile(r'[^"\\]*')
+_UNQUOTED_RUN = re.compile(r'[^",]*')
+_NAME_RUN = re.compile(r"[^;=]*")
+
+
+def _run_end(run: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a run of ``run``'s characters (a ``[^...]*`` pattern) that starts at ``pos`` ends."""
+    match = run.match(text, pos)
+    return match.end() if match else pos
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """Fetch's "collect an HTTP quoted string" at the '"' at ``pos``: (its value, position after it)."""
+    out: list[str] = []
+    pos += 1
+    while True:
+        end = _run_end(_QUOTED_RUN, text, pos)
+        out.append(text[pos:end])
+        if end >= len(text):
+            return "".join(out), end
+        if text[end] == '"':
+            return "".join(out), end + 1
+        out.append(text[end + 1:end + 2] or "\\")  # a backslash escapes the next character
+        pos = min(end + 2, len(text))
+
+
+def _split_header(value: str) -> list[str]:
+    """Fetch's "get, decode, and split": a header's values, split at commas outside quoted strings."""
+    values, current, pos = [], "", 0
+    while True:
+        end = _run_end(_UNQUOTED_RUN, value, pos)
+        current, pos = current + value[pos:end], end
+        if pos < len(value) and value[pos] == '"':
+            end = _quoted(value, pos)[1]
+            current, pos = current + value[pos:end], end
+            if pos < len(value):
+                continue
+        values.append(current.strip("\t "))
+        if pos >= len(value):
+            return values
+        current, pos = "", pos + 1
+
+
+def _parameter_value(value: str, pos: int) -> tuple[str | None, int]:
+    """One parameter's value at ``pos`` and where the parameter ends; None for an empty unquoted value."""
+    semicolon = value.find(";", pos)
+    if value[pos] != '"':
+        stop = len(value) if semicolon < 0 else semicolon
+        return value[pos:stop].rstrip(_HTTP_WS) or None, stop
+    param, pos = _quoted(value, pos)
+    semicolon = value.find(";", pos)
+    return param, len(value) if semicolon < 0 else semicolon
+
+
+def _parameters(value: str, pos: int) -> dict[str, str]:
+    """The parameters of a MIME type string from the ';' at ``pos`` (MIME Sniffing's parser, step 11)."""
+    out: dict[str, str] = {}
+    while pos < len(value):
+        pos += 1
+        while pos < len(value) and value[pos] in _HTTP_WS:
+            pos += 1
+        end = _run_end(_NAME_RUN, value, pos)
+        name, pos = value[pos:end].lower(), end
+        if pos < len(value) and value[pos] == ";":
+            continue
+        pos += 1
+        if pos >= len(value):
+            break
+        param, pos = _parameter_value(value, pos)
+        if param is not None and name not in out and _TOKEN.fullmatch(name) and _QUOTED_TEXT.fullmatch(param):
+            out[name] = param
+    return out
+
+
+def parse_mime_type(value: str) -> tuple[str, dict[str, str]] | None:
+    """(essence, parameters) of a MIME type string, or None where MIME Sniffing's "parse a MIME type" fails."""
+    value = value.strip(_HTTP_WS)
+    slash = value.find("/")
+    semicolon = value.find(";", slash + 1)
+    end = len(value) if semicolon < 0 else semicolon
+    kind, subtype = value[:max(slash, 0)], value[slash + 1:end].rstrip(_HTTP_WS)
+    if slash < 0 or not _TOKEN.fullmatch(kind) or not _TOKEN.fullmatch(subtype):
+        return None
+    return f"{kind}/{subtype}".lower(), _parameters(value, end)
+
+
+def header_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a ``Content-Type`` header value, as Fetch's "extract a MIME type" reads it."""
+    charset = essence = mime = None
+    for value in _split_header(content_type or ""):
+        parsed = parse_mime_type(value)
+        if parsed is None or parsed[0] == "*/*":
+            continue
+        mime = parsed
+        if mime[0] != essence:
+            charset, essence = mime[1].get("charset"), mime[0]
+        elif "charset" not in mime[1] and charset is not None:
+            mime[1]["charset"] = charset
+    return None if mime is None else mime[1].get("charset")
+
+
+def _prescan_label(label: str) -> str | None:
+    """The prescan's reading of a ``<meta>`` label: UTF-16 means UTF-8, x-user-defined windows-1252."""
+    codec = codec_for(label)
+    return _PRESCAN.get(codec, codec) if codec else None
 
 
 _WS = b"\t\n\f\r "
@@ -164,12 +274,12 @@ def _meta_charset(data: bytes, pos: int) -> tuple[str | None, int]:
             got_pragma = got_pragma or value == b"content-type"
         elif name == b"content" and not decided:
             label = _charset_in_content(value)
-            found = _prescan_label(codec_for(label), label) if label is not None else None
+            found = _prescan_label(label) if label is not None else None
             if found is not None:
                 codec, need_pragma, decided = found, True, True
         elif name == b"charset":
             label = value.decode("ascii", "replace")
-            codec, need_pragma, decided = _prescan_label(codec_for(label), label), False, True
+            codec, need_pragma, decided = _prescan_label(label), False, True
     if need_pragma is None or (need_pragma and not got_pragma):
         return None, pos
     return codec, pos
@@ -232,21 +342,12 @@ def detect(data: bytes) -> str:
     return codec_for(name) or codec_for(name.replace("_", "-")) or name
 
 
-def _decode(data: bytes, codec: str) -> str:
-    if codec == "replacement":
-        return "\ufffd" if data else ""
-    return data.decode(codec, errors="replace")
-
-
 def decode_html(data: bytes, content_type: str | None = None) -> tuple[str, str]:
     """Return (text, codec used): BOM, then the HTTP charset, then the ``<meta>`` prescan, then detection."""
     for bom, name in BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(name, errors="replace"), name
-    header = HEADER_CHARSET.search(content_type or "")
-    codec = codec_for(header.group(1)) if header else None
-    if codec == "x-user-defined":
-        codec = "cp1252"
+    codec = codec_for(header_charset(content_type))
     if codec is None:
         codec = prescan(data)
     if codec is None and not _is_utf8(data):
@@ -255,4 +356,4 @@ def decode_html(data: bytes, content_type: str | None = None) -> tuple[str, str]
         codec = detect(data)
     elif codec not in UNICODE and codec != "replacement" and _is_utf8_multibyte(data):
         codec = "utf-8"  # a lying legacy label
-    return _decode(data, codec), codec
+    return decode(data, codec), codec

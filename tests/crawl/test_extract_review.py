@@ -182,9 +182,6 @@ def test_non_ascii_digits_are_not_a_declared_size() -> None:
 
 # --- charset by the Encoding Standard ---
 
-@pytest.mark.xfail(strict=True, reason="Python's codecs differ from the Encoding Standard's indexes: windows-1252 "
-                                       "0x81 is U+0081, GBK/gb18030 single byte 0x80 is U+20AC, EUC-JP 0xADA1 (NEC "
-                                       "row 13) is U+2460; here U+FFFD; fix in crawl/charset.py (_decode)")
 @pytest.mark.parametrize(("data", "label", "text"), [
     (b"a\x81b", "windows-1252", "a\u0081b"),
     (b"a\x80b", "gbk", "a\u20acb"),
@@ -194,22 +191,14 @@ def test_legacy_decoders_follow_the_encoding_standard(data: bytes, label: str, t
     assert decode_html(data, f"text/html; charset={label}")[0] == text
 
 
-@pytest.mark.xfail(strict=True, reason="x-user-defined from HTTP is its own decoder (0x80-0xFF -> U+F780-U+F7FF); "
-                                       "only the <meta> prescan maps it to windows-1252; fix in crawl/charset.py")
 def test_x_user_defined_header_is_x_user_defined() -> None:
     assert decode_html(b"a\x80", "text/html; charset=x-user-defined")[0] == "a\uf780"
 
 
-@pytest.mark.xfail(strict=True, reason="utf-32 is no Encoding Standard label: the prescan's charset is failure and it "
-                                       "goes on to the next <meta>; the code reads it as UTF-8 and stops; "
-                                       "fix in crawl/charset.py (_prescan_label)")
 def test_unknown_utf32_meta_label_lets_the_next_meta_decide() -> None:
     assert decode_html(b"<meta charset=utf-32><meta charset=windows-1251><p>\xe0\xe1")[0].endswith("\u0430\u0431")
 
 
-@pytest.mark.xfail(strict=True, reason="the header regex finds 'charset=' inside another parameter's name "
-                                       "(mycharset=foo) and ignores the real charset parameter; MIME parsing reads "
-                                       "parameter names whole; fix in crawl/charset.py (HEADER_CHARSET)")
 def test_header_charset_is_the_charset_parameter() -> None:
     assert decode_html(b"<p>\xe0\xe1", "text/html; mycharset=foo; charset=windows-1251") == ("<p>\u0430\u0431", "cp1251")
 
