@@ -70,7 +70,8 @@ def _attr_re(group: str = "(", guard: str = "") -> str:
 _ATTR_RE = _attr_re()
 # The common shape ' name="value"' first, in fewer steps: it reads exactly what the general loop would.
 _FAST_ATTRS_RE = r"""(?:[\t\n\f\r ][-a-zA-Z0-9_:.]++="[^"]*+")*+"""
-_ATTRS_RE = _FAST_ATTRS_RE + "(?:" + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>"  # a whole tag's rest
+# A whole tag's rest; a '>' right after the common shape ends it before the general loop starts.
+_ATTRS_RE = _FAST_ATTRS_RE + "(?:>|(?:" + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>)"
 # A <meta> whose 'name' attributes cannot be robots or webclip: no value of theirs starts with r, w or '&'.
 _NAME_ATTR = r"[nN][aA][mM][eE](?=[\t\n\f\r />=])"
 _META_ATTRS_RE = (r"(?:[\t\n\f\r ](?!" + _NAME_ATTR + r')[-a-zA-Z0-9_:.]++="[^"]*+")*+(?:(?=[\t\n\f\r /]*+'
@@ -89,6 +90,9 @@ def _raw_element_re(name: str) -> str:
             "</" + n + _DELIM + _ATTRS_RE)
 
 
+_BY_FREQUENCY = "aspmihtbnx"  # first letters of tags on the real pages, most frequent first: tried in this order
+
+
 def _other_starts(names: list[str]) -> list[str]:
     """Start tags of no wanted name, one alternative per first letter, each opening with its letter class:
     the regex engine passes over an alternative whose class does not match without entering it."""
@@ -97,7 +101,7 @@ def _other_starts(names: list[str]) -> list[str]:
         by_first.setdefault(name[0].lower(), []).append(name[1:])
     other = "".join(c for c in string.ascii_letters if c.lower() not in by_first)
     alts = ["[" + other + "]"]
-    for first, rests in sorted(by_first.items()):
+    for first, rests in sorted(by_first.items(), key=lambda item: _BY_FREQUENCY.find(item[0])):
         tails = [r for r in rests if r]
         wanted = ("(?:" + _ci_trie(tails) + ")" + ("?" if len(tails) < len(rests) else "")) if tails else ""
         alts.append(f"[{first}{first.upper()}](?!{wanted}{_DELIM})")
