@@ -239,7 +239,8 @@ def page_candidates(page: ParsedPage, page_url: str, source: str = "crawl", head
     The ``X-Robots-Tag`` header counts only where it speaks to everyone or to ``robots_agent``.
     """
     drops: Counter = Counter()
-    resolve = _memo(Resolver(Resolver(page_url)(page.base_href) or page_url))
+    base = Resolver(page_url)(page.base_href) if page.base_href is not None else None
+    resolve = _memo(Resolver(base or page_url))
     opt_out = bool(page.robots & OPT_OUT_DIRECTIVES
                    or xrobots_forbids(header_robots, OPT_OUT_DIRECTIVES, robots_agent))
     if page.robots & NO_IMAGE_DIRECTIVES or xrobots_forbids(header_robots, NO_IMAGE_DIRECTIVES, robots_agent):

@@ -29,6 +29,7 @@ _RAW = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
 _TAGS = "img|source|picture|base|html|meta"
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 MAX_SOURCES = 64
+_NO_SOURCES: list = []  # the sources of every <img> outside a picture: one shared list, never changed
 
 
 def _ci_trie(words: list[str]) -> str:
@@ -481,18 +482,18 @@ class _Scan:
     def plain_img(self, skipped: re.Match[str]) -> int:
         """An ``<img>`` outside every picture that the skip regex ends with: the position after it (-1: cut)."""
         if skipped.group(2) is not None and (attrs := plain_attrs(skipped.group(2))) is not None:
-            self.imgs.append(ImgTag(attrs, []))
+            self.imgs.append(ImgTag(attrs, _NO_SOURCES))
             return skipped.end()
         attrs, end = read_attrs(self.text, skipped.end(1))
         if end >= 0:
-            self.imgs.append(ImgTag(attrs, []))
+            self.imgs.append(ImgTag(attrs, _NO_SOURCES))
         return end
 
     def img(self, attrs: dict[str, str | None]) -> None:
         if self.open.reopen:
             self.open.reopen_formatting()
         parent = self.open.parent_picture()
-        self.imgs.append(ImgTag(attrs, parent.snapshot() if parent is not None else []))
+        self.imgs.append(ImgTag(attrs, parent.snapshot() if parent is not None else _NO_SOURCES))
 
     def source(self, attrs: dict[str, str | None]) -> None:
         parent = self.open.parent_picture()

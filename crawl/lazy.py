@@ -39,7 +39,14 @@ _WEAK = "blank|clear|cleardot|pixel|trans|gr[ae]y|empty|dot|loading|loader|lazy|
 _PLACEHOLDER_NAME = re.compile(
     f"(?:{_STRONG})[\\w.-]*{_ANY_EXT}|[\\w.-]*[-_](?:{_STRONG}){_ANY_EXT}"
     f"|(?:{_WEAK})(?:[-_.][\\w.-]*)?{_FLAT_EXT}|[\\w.-]*[-_](?:lazy|loading|loader|holder|blank){_FLAT_EXT}")
-_HINT = re.compile(f"{_STRONG}|{_WEAK}")
+
+
+def hinted(name: str) -> bool:
+    """Whether a file name holds a word that every word of ``_STRONG`` and ``_WEAK`` holds (a test checks it);
+    string searches, twice as fast as one regex search here."""
+    return ("load" in name or "lazy" in name or "holder" in name or "spacer" in name or "1x1" in name
+            or "trans" in name or "blank" in name or "clear" in name or "gray" in name or "grey" in name
+            or "empty" in name or "dot" in name or "pixel" in name)
 # Browser aliases of types Pillow registers under another name.
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
                  "image/apng": "image/png", "image/vnd.microsoft.icon": "image/x-icon"}
@@ -68,7 +75,7 @@ def is_placeholder(url: str) -> bool:
         return True
     path = url.split("?", 1)[0]
     name = path[path.rfind("/") + 1:].lower()
-    if _HINT.search(name) is None:  # most names hold none of the words: decided without more work
+    if not hinted(name):  # most names hold none of the words: decided without more work
         return False
     return _PLACEHOLDER_NAME.fullmatch(name.split("#", 1)[0]) is not None
 

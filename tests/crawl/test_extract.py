@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -263,6 +264,17 @@ SURVEY_REAL = ["logo_trans.png", "icon-sign-in-gray.svg", "blankfein-gettyimages
 def _one(html: str, parser: str = "scan") -> tuple[list, dict]:
     cands, drops, _ = extract(html, "http://e.com/p/", parser)
     return [(c.image_url, c.srcset_url) for c in cands], dict(drops)
+
+
+def test_every_placeholder_word_passes_the_prefilter() -> None:
+    """``hinted`` decides most names alone: it must find something in every word the placeholder rule knows."""
+    from webclip.crawl.lazy import _STRONG, _WEAK, hinted
+
+    words = []
+    for word in f"{_STRONG}|{_WEAK}".split("|"):
+        choice = re.search(r"\[(\w+)\]", word)
+        words += [word[:choice.start()] + c + word[choice.end():] for c in choice.group(1)] if choice else [word]
+    assert len(words) > 15 and [w for w in words if not hinted(f"x-{w}-1.gif")] == []
 
 
 def test_placeholder_names_from_the_survey() -> None:
