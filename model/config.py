@@ -49,26 +49,26 @@ class TrainConfig:
     # Free to change on resume (see webclip.config.runtime_fields): the batch order does not depend on them.
     RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "workers", "progress")
 
-    model: str = "demo"
-    batch_size: int = 128
-    steps: int = 1000
+    model: str = "demo"  # model preset in configs/model/ (demo, tiny-vit, tiny-rn, ViT-B-32, RN50) or a JSON path
+    batch_size: int = 128  # samples per step over all processes (the contrastive batch)
+    steps: int = 1000  # optimiser steps
     max_seconds: float | None = None  # stop early (and checkpoint) after this much training time
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
+    lr: float = 1e-3  # peak learning rate (AdamW), reached after warmup, then cosine decay
+    weight_decay: float = 0.1  # AdamW weight decay (not on gains, biases, embeddings or the temperature)
+    warmup_steps: int = 50  # steps of linear learning-rate warmup
+    grad_clip: float = 1.0  # gradient norm clip
     precision: str = "fp32"  # or "bf16"
-    grad_checkpointing: bool = False
-    seed: int = 0
-    threads: int = 2
+    grad_checkpointing: bool = False  # recompute activations in backward (less memory, more compute)
+    seed: int = 0  # seed of initialisation and batch order
+    threads: int = 2  # torch CPU threads per process
     workers: int = 0  # DataLoader processes decoding images; 0 decodes in the training process (best on a 2-core CPU)
-    shuffle_buffer: int = 2000
+    shuffle_buffer: int = 2000  # samples held for shuffling
     data_mode: str = "epoch"  # "epoch": every sample once per epoch; "resampled": shards drawn with replacement
-    checkpoint_every: int = 200
-    log_every: int = 10
+    checkpoint_every: int = 200  # steps between checkpoints (checkpoints/last.pt)
+    log_every: int = 10  # steps between metrics.jsonl rows
     tokenizer_vocab: int | None = None  # defaults to the model's vocab_size
-    device: str = "auto"
-    progress: bool = True
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda[:N]
+    progress: bool = True  # show a progress bar
     log_keys: bool = False  # write the sample keys of every step to keys.jsonl (provenance, resume checks)
 
     def validate(self) -> None:
@@ -89,9 +89,9 @@ class EvalConfig:
 
     checkpoint: str = "train/checkpoints/last.pt"  # relative to the run folder
     images: str = "sampleweb/heldout"  # ImageFolder <images>/<class>/*.jpg, or WebDataset .tar(s) with .cls
-    classnames: str = "sampleweb/classnames.json"
-    templates: str = "sampleweb/templates.json"
-    batch_size: int = 256
-    probe_val_fraction: float = 0.3
-    device: str = "auto"
-    threads: int = 2
+    classnames: str = "sampleweb/classnames.json"  # JSON list of class names, relative to the run folder
+    templates: str = "sampleweb/templates.json"  # JSON list of prompt templates with {} (the prompt ensemble)
+    batch_size: int = 256  # images per forward pass
+    probe_val_fraction: float = 0.3  # share of eval images the linear probe holds out to choose its L2 strength
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda[:N]
+    threads: int = 2  # torch CPU threads per process

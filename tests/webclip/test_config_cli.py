@@ -76,3 +76,25 @@ def test_a_seed_that_is_not_a_url_is_a_one_line_error(tmp_path) -> None:
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
         assert not (tmp_path / "r" / "candidates").exists()  # refused before the stage folder is made
+
+
+@pytest.mark.parametrize("stage", ["queries", "crawl", "curate", "shards", "train", "eval"])
+def test_every_flag_says_what_it_does_and_its_default(stage: str) -> None:
+    import argparse
+    import dataclasses
+
+    from webclip.cli import STAGES, _load
+    from webclip.config import add_flags, field_docs
+
+    cls = _load(STAGES[stage].config)
+    docs = field_docs(cls)
+    undocumented = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)]
+    assert not undocumented, f"{cls.__name__} fields without a comment: {undocumented}"
+    parser = argparse.ArgumentParser()
+    add_flags(parser, cls)
+    for action in parser._actions[1:]:
+        what, _, default = (action.help or "").partition("(default: ")
+        assert what.strip() and default, (action.option_strings, action.help)
+    r = subprocess.run([sys.executable, "-m", "webclip.cli", stage, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "(default:" in r.stdout, r.stderr
