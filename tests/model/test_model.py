@@ -29,8 +29,8 @@ def test_text_tower_is_causal() -> None:
     cfg = load_preset("demo")
     cfg.vocab_size = 50
     model = CLIP(cfg).eval()
-    a = torch.tensor([[1, 5, 2, 7, 8] + [0] * 27])
-    b = torch.tensor([[1, 5, 2, 9, 9] + [0] * 27])  # differs only after <eot>
+    a = torch.tensor([[1, 5, 2, 7, 8] + [0] * (cfg.context_length - 5)])
+    b = torch.tensor([[1, 5, 2, 9, 9] + [0] * (cfg.context_length - 5)])  # differs only after <eot>
     assert torch.allclose(model.encode_text(a), model.encode_text(b), atol=1e-6)
 
 
@@ -48,7 +48,7 @@ def test_loss_matches_direct_formula_and_temperature_clamps() -> None:
     assert math.isclose(model.logit_scale.exp().item(), 1 / 0.07, rel_tol=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
-    assert model(torch.randn(1, 3, 32, 32), torch.tensor([[1, 2] + [0] * 30]))[2].item() <= 100.0 + 1e-3
+    assert model(torch.randn(1, 3, 32, 32), torch.tensor([[1, 2] + [0] * (cfg.context_length - 2)]))[2].item() <= 100.0 + 1e-3
 
 
 def test_weight_decay_groups_and_schedule() -> None:
