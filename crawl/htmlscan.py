@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from html import unescape
 from html.entities import html5 as _ENTITIES
 
@@ -94,7 +95,7 @@ def _raw_element_re(name: str) -> str:
 _BY_FREQUENCY = "aspmihtbnx"  # first letters of tags on the real pages, most frequent first: tried in this order
 
 
-def _other_starts(names: list[str]) -> list[str]:
+def _other_starts(names: list[str]) -> str:
     """Start tags of no wanted name, one alternative per first letter, each opening with its letter class:
     the regex engine passes over an alternative whose class does not match without entering it."""
     by_first: dict[str, list[str]] = {}
@@ -106,7 +107,7 @@ def _other_starts(names: list[str]) -> list[str]:
         tails = [r for r in rests if r]
         wanted = ("(?:" + _ci_trie(tails) + ")" + ("?" if len(tails) < len(rests) else "")) if tails else ""
         alts.append(f"[{first}{first.upper()}](?!{wanted}{_DELIM})")
-    return [a + r"[^\t\n\f\r />]*+" + _ATTRS_RE for a in alts]
+    return "(?:" + "|".join(alts) + r")[^\t\n\f\r />]*+" + _ATTRS_RE  # one copy of the grammar for them all
 
 
 def _skip_pattern(links: bool) -> str:
@@ -118,7 +119,7 @@ def _skip_pattern(links: bool) -> str:
     raws = [_raw_element_re(n).removeprefix("<") for n in _RAW.split("|") if n != "plaintext"]
     bogus = [r"!(?!--)[^>]*+>", r"\?[^>]*+>", r"/(?![A-Za-z>])[^>]*+>"]
     # One '<', then what follows it, most frequent first: end tags are half of all tags.
-    rests = [other_end, *_other_starts(_names(links)), meta, _COMMENT_RE.removeprefix("<"), *bogus, *raws,
+    rests = [other_end, _other_starts(_names(links)), meta, _COMMENT_RE.removeprefix("<"), *bogus, *raws,
              r"(?![A-Za-z!?/])"]
     return r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+"
 
@@ -417,8 +418,7 @@ class _Scan:
         self.lang: str | None = None
         self.seen_lang = False
         self.open = _OpenElements()
-        self.start = {"img": self.img, "source": self.source, "picture": self.picture, "meta": self.meta,
-                      "base": self.base, "html": self.html, **({"a": self.anchor} if links else {})}
+        self.start = _STARTS[links]
 
     def run(self) -> ParsedPage:
         """Scan the whole text."""
@@ -465,10 +465,10 @@ class _Scan:
         handler = self.start.get(name)
         if handler is not None:
             if name == "a":
-                return handler(pos)
+                return handler(self, pos)
             attrs, end = read_attrs(self.text, pos)
             if end >= 0:
-                handler(attrs)
+                handler(self, attrs)
             return end
         end = _tag_end(self.text, pos)
         if end < 0:
@@ -522,6 +522,11 @@ class _Scan:
         if end >= 0 and self.open.names:
             self.open.start("a")
         return end
+
+
+_START = {"img": _Scan.img, "source": _Scan.source, "picture": _Scan.picture, "meta": _Scan.meta, "base": _Scan.base,
+          "html": _Scan.html}
+_STARTS: dict[bool, dict[str, Callable]] = {False: _START, True: {**_START, "a": _Scan.anchor}}  # by links
 
 
 def parse_scan(text: str, links: bool = True) -> ParsedPage:
