@@ -147,3 +147,39 @@ def test_generated_hostile_markup_matches_html5lib() -> None:
 
     same()
     assert time.monotonic() - started < 40
+
+
+ROBOTS_NAMES = ["robots", "ROBOTS", "Robots", "&#114;obots", "rob&#111;ts", "&#x52;OBOTS", "webclip", "WebClip",
+                "web&#99;lip", " robots", "robots ", "robotsx", "description", "&r", "r", "w", ""]
+DIRECTIVES = ["noimageindex", "noai, noimageindex", "none", "NOIMAGEAI", "index", "a>b"]
+OTHER_ATTRS = ["data-name=robots", "name-x=robots", "x", "=name", "http-equiv=robots", "content=none", "title='a>b'"]
+
+
+def _quoted(draw: st.DrawFn, name: str, value: str) -> str:
+    quote = draw(st.sampled_from(['"', "'", ""]))
+    if quote == "":
+        value = value.replace(" ", "").replace(">", "") or "v"
+    return f"{name}{draw(st.sampled_from(['=', ' = ']))}{quote}{value}{quote}"
+
+
+@st.composite
+def robots_meta(draw: st.DrawFn) -> str:
+    attrs = [_quoted(draw, draw(st.sampled_from(["name", "NAME", "Name"])), draw(st.sampled_from(ROBOTS_NAMES))),
+             _quoted(draw, "content", draw(st.sampled_from(DIRECTIVES)))]
+    attrs += draw(st.lists(st.sampled_from(OTHER_ATTRS + attrs), max_size=2))  # a repeated name: the first wins
+    attrs = draw(st.permutations(attrs))
+    body = "".join(draw(st.sampled_from([" ", "\n", "/", "  "])) + a for a in attrs)
+    return f"<{draw(st.sampled_from(['meta', 'META']))}{body}{draw(st.sampled_from(['>', '/>', ' >']))}"
+
+
+def test_generated_robots_meta_matches_html5lib() -> None:
+    """The scanner's regex passes over a <meta> only when no 'name' of it can be robots or webclip: every
+    spelling (case, character references, quoting, '>' in values, repeated names) must reach the same answer."""
+
+    @settings(max_examples=EXAMPLES // 2, derandomize=True, database=None, deadline=None)
+    @given(st.lists(robots_meta(), min_size=1, max_size=2).map("".join))
+    def same(metas: str) -> None:
+        html = f"<p>x</p>{metas}<img src=/a.jpg alt=a>"
+        assert ours(html, PAGE) == reference_extract(html, PAGE), html
+
+    same()
