@@ -43,9 +43,6 @@ def h5_imgs(html: str) -> list[tuple[str | None, list[str | None]]]:
 
 # --- srcset ---
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="a descriptor of more than 4300 digits makes int() raise and the whole page is lost; "
-                          "fix in crawl/srcset.py (_descriptor_values, parse_srcset's one-pass path)")
 @pytest.mark.parametrize("srcset", ["a.jpg " + "9" * 5000 + "w, b.jpg 2x", "a.jpg 100w " + "9" * 5000 + "h"])
 def test_huge_descriptor_integers_are_numbers_not_crashes(srcset: str) -> None:
     # The spec's "rules for parsing non-negative integers" have no digit limit: the candidate is valid.
@@ -121,9 +118,6 @@ def test_block_inside_picture_closes_the_p_around_it() -> None:
     assert pairs(html) == [("http://e.com/d/s.jpg", "x", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="a robots <meta> whose name is written with character references "
-                                       "(&#114;obots) is skipped by the fast path's raw-text lookahead, so noindex / "
-                                       "noai are ignored; fix in crawl/htmlscan.py (_skip_pattern meta)")
 @pytest.mark.parametrize(("head", "dropped", "opt_out"), [
     ("<meta name='&#114;obots' content='noindex'>", True, False),
     ("<meta name='r&#x6F;bots' content='noimageindex'>", True, False),
