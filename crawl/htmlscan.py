@@ -5,7 +5,9 @@ It never builds a tree. Every tag, kept or skipped, is read by the one HTML5 att
 references decoded with the attribute exception), so markup inside an attribute value is never
 seen as tags, and a tag cut by the end of the page is dropped with everything after it, as HTML5
 drops it. It skips what hides markup (comments, bogus comments, raw-text and RCDATA elements,
-script data with its escape states).
+script data with its escape states). One regex match passes over everything that needs no Python
+(text, other tags, comments, whole raw-text elements, a ``<meta>`` no ``name`` of which can say
+robots) and ends at the next tag that does, reading an ``<img>`` found there in the same match.
 
 ``<picture>``: an ``<img>`` gets the ``<source>`` elements that are its siblings before it, as HTML5
 chooses them: inside a picture every tag is tokenized and the elements open inside it are tracked
@@ -74,13 +76,15 @@ _ATTR_RE = _attr_re()
 _FAST_ATTRS_RE = r"""(?:[\t\n\f\r ][-a-zA-Z0-9_:.]++="[^"]*+")*+"""
 # A whole tag's rest; a '>' right after the common shape ends it before the general loop starts.
 _ATTRS_RE = _FAST_ATTRS_RE + "(?:>|(?:" + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>)"
-# A <meta> whose 'name' attributes cannot be robots or webclip: no value of theirs starts with r, w or '&'.
+# A <meta> whose 'name' attributes cannot say robots or webclip: the grammar, with values of attributes named
+# 'name' barred from starting with r, w or '&' (a character reference may spell either); any other <meta> goes
+# to Python, which reads its attributes.
 _NAME_ATTR = r"[nN][aA][mM][eE](?=[\t\n\f\r />=])"
-_META_ATTRS_RE = (r"(?:[\t\n\f\r ](?!" + _NAME_ATTR + r')[-a-zA-Z0-9_:.]++="[^"]*+")*+(?:(?=[\t\n\f\r /]*+'
-                  + _NAME_ATTR + ")" + _attr_re("(?:", "(?![rRwW&])") + r"|(?![\t\n\f\r /]*+" + _NAME_ATTR + ")"
-                  + _attr_re("(?:") + r")*+[\t\n\f\r /]*+>")
+_META_ATTRS_RE = (r"(?:[\t\n\f\r ](?!" + _NAME_ATTR + r')[-a-zA-Z0-9_:.]++="[^"]*+")*+'  # the common shape
+                  + r"(?:(?=[\t\n\f\r /]*+" + _NAME_ATTR + ")" + _attr_re("(?:", "(?![rRwW&])")  # a name
+                  + r"|(?![\t\n\f\r /]*+" + _NAME_ATTR + ")" + _attr_re("(?:")  # any other attribute
+                  + r")*+[\t\n\f\r /]*+>")
 _COMMENT_RE = r"<!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)"
-_BOGUS_RE = r"<(?:!(?!--)|\?|/(?![A-Za-z>]))[^>]*+>"
 _NAME_RE = r"[A-Za-z][^\t\n\f\r />]*+"
 
 
