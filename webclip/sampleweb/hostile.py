@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import hashlib
 import html
 import io
@@ -126,7 +127,7 @@ def drawn(key: str, size: tuple[int, int], fmt: str = "JPEG", mode: str = "RGB")
     """A smooth random picture unique to ``key`` (distinct pHash), encoded in ``fmt``."""
     rng = np.random.default_rng(_seed_int(key))
     small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
-    image = small.resize(size, Image.BILINEAR).convert(mode)
+    image = small.resize(size, Image.Resampling.BILINEAR).convert(mode)
     buf = io.BytesIO()
     image.save(buf, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
     return buf.getvalue()
@@ -764,10 +765,15 @@ def route_chain(web: HostileWeb, host: Host, parts: list[str]) -> Reply | None:
     return _good_image(web, host, parts[3]) if parts[2] == "i" else page_reply(web, host, -1, "good")
 
 
+def route_sitemap(web: HostileWeb, host: Host, parts: list[str], name: str) -> Reply | None:
+    """``/<name>`` (one of the sitemap files) on any host; deeper paths are not found."""
+    return sitemap(web, host, name) if len(parts) == 2 else None
+
+
 ROUTES: dict[str, Callable[[HostileWeb, Host, list[str]], Reply | None]] = {
     "robots.txt": route_robots, "": route_index, "index.html": route_index, "p": route_page, "i": route_image,
     "private": route_private, "loop": route_loop, "chain": route_chain,
-    **{name: (lambda w, h, parts, name=name: sitemap(w, h, name) if len(parts) == 2 else None)
+    **{name: functools.partial(route_sitemap, name=name)
        for name in ("sitemap.xml", "sitemap.xml.gz", "sitemap-gz.xml", "sitemap-index.xml", "sitemap-index2.xml",
                     "sitemap-bad.xml")},
 }
@@ -872,7 +878,8 @@ def serve(cfg: HostileWebConfig, port: int = 0, attempts: int = 5, log: io.TextI
     for _ in range(attempts):
         web = HostileWeb(cfg, port)
         gzip_bomb(cfg.bomb_mib), sitemap_bomb(cfg.bomb_mib), big_png()  # made once, before any deadline counts
-        counts, lock, servers = Counter(), threading.Lock(), []
+        counts: Counter[str] = Counter()
+        lock, servers = threading.Lock(), []
         try:
             for host in web.hosts:
                 if host.kind == "refused":
