@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml
 demo: install
 	$(WEBCLIP) demo --run $(RUN) --config $(CONFIG)
 
+# The balancing ablation in its own larger sample web (configs/ablation.json; see README for the time it takes).
+ABLATION_RUN    ?= runs/ablation
+ABLATION_CONFIG ?= configs/ablation.json
 ablation: install
-	$(WEBCLIP) ablation --run $(RUN) --config $(CONFIG)
+	$(WEBCLIP) ablation --run $(ABLATION_RUN) --config $(ABLATION_CONFIG)
 
 crawl: install
 	$(WEBCLIP) crawl --run $(RUN) --config $(CONFIG) $(if $(SEEDS),--seeds-file $(SEEDS))

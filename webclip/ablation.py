@@ -337,8 +337,7 @@ def print_report(report: dict[str, Any], base: Path) -> None:
         print(f"    {m:<5} {_fmt(d, 100, sign=True):>22}   {d['verdict']}")
     ht = report["head_tail"]
     print(f"  head: {', '.join(ht['head'])}\n  tail: {', '.join(ht['tail'])}\n  ({ht['rule']})")
-    print(f"  tail gain {report['tail_gain_points']:+.1f} points, head change {report['head_change_points']:+.1f} points"
-          f" -> {base / 'ablation.json'}, {base / 'ablation.png'}")
+    print(f"  -> {base / 'ablation.json'}, {base / 'ablation.png'}")
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
