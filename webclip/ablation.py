@@ -175,7 +175,11 @@ def ensure_upstream(run: Path, config_file: dict[str, Any]) -> None:
     from webclip.cli import run_stage, stage_config
     from webclip.sampleweb.context import SampleWebSection, ensure_sample_web
 
-    ensure_sample_web(run, build(SampleWebSection, config_file["sample_web"]).generator_config())
+    section = build(SampleWebSection, config_file["sample_web"])
+    gen = section.generator_config()
+    print(f"ablation: building {run}: a sample web of {gen.images} images and {gen.concepts} concepts, "
+          "then crawl, curate and shards (once; later runs reuse them)", flush=True)
+    ensure_sample_web(run, gen)
     redo = False
     for name in ("crawl", "curate", "shards"):  # a stage that ran gives the later ones new inputs
         redo = run_stage(name, run, config_file, stage_config(name, config_file), force=redo) is not None or redo
