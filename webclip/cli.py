@@ -60,7 +60,7 @@ STAGES: dict[str, StageSpec] = {
 }
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
          "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
-         "ablation": "train on balanced vs unbalanced curation (two seeds each) and compare head/tail zero-shot",
+         "ablation": "train on balanced vs unbalanced curation (ablation.seeds seeds per arm, 95 % intervals) and compare head/tail zero-shot",
          "demo": "run every stage on the sample web and print a summary"}
 
 
