@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from webclip.beamio import (
     CountingDoFn,
+    DropExampleSink,
     WriteParts,
     collect_counters,
     count_rows_any,
@@ -48,7 +49,7 @@ class FilterFn(CountingDoFn):
     def process(self, row: dict[str, Any]):
         reason = filter_reason(row, self.cfg)
         if reason:
-            self.drop(reason)
+            yield from self.drop(reason, example=row)
         else:
             yield row
 
@@ -66,7 +67,7 @@ class LanguageFn(CountingDoFn):
     def process(self, row: dict[str, Any]):
         lang = best_language(self.detect(row["caption"]))
         if self.cfg.languages and lang not in self.cfg.languages:
-            self.drop("lang/not_kept")
+            yield from self.drop("lang/not_kept", example={**row, "lang": lang})
             return
         yield {**row, "lang": lang}
 
@@ -81,20 +82,24 @@ class KeepFirstFn(CountingDoFn):
 
     def process(self, kv: tuple[str, Any]):
         rows = sorted(kv[1], key=lambda r: tuple(r[k] or "" for k in self.order))
-        for _ in rows[1:]:
-            self.drop(self.reason)
+        for r in rows[1:]:
+            yield from self.drop(self.reason, example={**r, "kept_instead": {k: rows[0][k] for k in ("uid", "page_url")}})
         yield rows[0]
 
 
 class Dedupe(beam.PTransform):
     """One row per uid (smallest page URL), then one per normalised image URL (smallest uid)."""
 
+    def __init__(self, sink: DropExampleSink | None = None):
+        super().__init__()
+        self.sink = sink or DropExampleSink()
+
     def expand(self, rows):
         by_uid = (rows | "KeyByUid" >> beam.Map(lambda r: (r["uid"], r)) | "GroupUid" >> beam.GroupByKey()
-                  | "OnePerUid" >> beam.ParDo(KeepFirstFn("dedupe/duplicate_uid", ("page_url",))))
+                  | "OnePerUid" >> self.sink.counted(KeepFirstFn("dedupe/duplicate_uid", ("page_url",))))
         return (by_uid | "KeyByUrl" >> beam.Map(lambda r: (image_url_key(r["image_url"]), r))
                 | "GroupUrl" >> beam.GroupByKey()
-                | "OnePerUrl" >> beam.ParDo(KeepFirstFn("dedupe/duplicate_url", ("uid",))))
+                | "OnePerUrl" >> self.sink.counted(KeepFirstFn("dedupe/duplicate_url", ("uid",))))
 
 
 class MatchFn(CountingDoFn):
@@ -113,7 +118,7 @@ class MatchFn(CountingDoFn):
     def process(self, row: dict[str, Any]):
         ids = match_ids(self.auto, row["caption"])
         if not ids:
-            self.drop("match/no_query")
+            yield from self.drop("match/no_query", example=row)
             return
         yield {**row, "entry_ids": ids}
 
@@ -133,7 +138,7 @@ class BalanceFn(CountingDoFn):
         p = keep_probability([(group, q) for q in row["entry_ids"]], counts, thresholds[group])
         kept = keep(row["uid"], self.cfg.seed, p)
         if not kept:
-            self.drop("balance/over_cap")
+            yield from self.drop("balance/over_cap", example={**row, "keep_prob": p})
         yield {**row, "keep_prob": p, "kept": kept}
 
 
@@ -167,9 +172,9 @@ class Balance(beam.PTransform):
     """Matched rows -> rows with ``keep_prob`` and ``kept``: counts per (group, entry), a cap per group written
     to ``<out>/balance_thresholds.json``, then a hash-decided keep per row."""
 
-    def __init__(self, cfg: CurateConfig, out: str):
+    def __init__(self, cfg: CurateConfig, out: str, sink: DropExampleSink | None = None):
         super().__init__()
-        self.cfg, self.out = cfg, out
+        self.cfg, self.out, self.sink = cfg, out, sink or DropExampleSink()
 
     def expand(self, rows):
         cfg, by = self.cfg, self.cfg.balance_by
@@ -182,7 +187,7 @@ class Balance(beam.PTransform):
                       | "Thresholds" >> beam.Map(thresholds_of, beam.pvalue.AsDict(pairs), cfg)
                       | "WriteThresholds" >> beam.Map(write_thresholds,
                                                       FileSystems.join(self.out, "balance_thresholds.json")))
-        return rows | "Decide" >> beam.ParDo(BalanceFn(cfg), counts=beam.pvalue.AsDict(per_group),
+        return rows | "Decide" >> self.sink.counted(BalanceFn(cfg), counts=beam.pvalue.AsDict(per_group),
                                              thresholds=beam.pvalue.AsSingleton(thresholds))
 
 
@@ -194,11 +199,12 @@ class Curate(beam.PTransform):
         self.cfg, self.queries_path, self.out = cfg, queries_path, out
 
     def expand(self, candidates):
-        cfg = self.cfg
-        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> beam.ParDo(FilterFn(cfg))
-                | "Dedupe" >> Dedupe() | "Language" >> beam.ParDo(LanguageFn(cfg))
-                | "Match" >> beam.ParDo(MatchFn(self.queries_path, cfg)))
-        decided = rows | "Balance" >> Balance(cfg, self.out)
+        cfg, sink = self.cfg, DropExampleSink()
+        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> sink.counted(FilterFn(cfg))
+                | "Dedupe" >> Dedupe(sink) | "Language" >> sink.counted(LanguageFn(cfg))
+                | "Match" >> sink.counted(MatchFn(self.queries_path, cfg)))
+        decided = rows | "Balance" >> Balance(cfg, self.out, sink)
+        sink.write(candidates.pipeline, FileSystems.join(self.out, "drop_examples.json"), "candidates")
         kept = decided | "Kept" >> beam.Filter(lambda r: r["kept"])
         kept | "WriteCurated" >> WriteParts(self.out, "curated", cfg.num_parts)
         decided | "WritePool" >> WriteParts(FileSystems.join(self.out, "pool"), "pool", cfg.num_parts)

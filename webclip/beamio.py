@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from webclip.parquet import part_name, row_sort_key, table_bytes
 from webclip.records import CANDIDATE_SCHEMA, CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
+from webclip.stats import EXAMPLES_PER_REASON, DropExamples, drop_examples_record, example_rank
 
 NAMESPACE = "webclip"
 SCHEMAS = {"candidates": CANDIDATE_SCHEMA, "curated": CURATED_SCHEMA, "pool": POOL_SCHEMA}
@@ -55,17 +56,87 @@ def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: li
     return PipelineOptions(args)
 
 
+DROP_EXAMPLES = "drop_examples"  # the tagged output carrying (reason, (rank, example))
+
+
 class CountingDoFn(beam.DoFn):
-    """A DoFn that counts drops as Beam counters named ``<step>/<reason>``."""
+    """A DoFn that counts drops as Beam counters named ``<step>/<reason>``.
+
+    ``drop(..., example=row)`` also returns a ``DROP_EXAMPLES`` tagged output for the DoFn to yield
+    (``yield from self.drop(reason, example=row)``); ``Counted`` collects them into a ``DropExampleSink``.
+    """
 
     def __init__(self) -> None:
         self._counters: dict[str, Any] = {}
 
-    def drop(self, reason: str, n: int = 1) -> None:
-        """Count ``n`` dropped records."""
+    def drop(self, reason: str, n: int = 1, example: dict[str, Any] | None = None) -> list[Any]:
+        """Count ``n`` dropped records; the example, if any, as a tagged output to yield."""
         if reason not in self._counters:
             self._counters[reason] = Metrics.counter(NAMESPACE, reason)
         self._counters[reason].inc(n)
+        if example is None:
+            return []
+        return [beam.pvalue.TaggedOutput(DROP_EXAMPLES, (reason, (example_rank(example), example)))]
+
+
+class DropExamplesFn(beam.CombineFn):
+    """(reason, (rank, example)) -> ``DropExamples``: per reason the k smallest ranks (lifted before the shuffle)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def create_accumulator(self) -> DropExamples:
+        return DropExamples(self.k)
+
+    def add_input(self, acc: DropExamples, item: tuple[str, tuple[str, dict[str, Any]]]) -> DropExamples:
+        reason, (rank, example) = item
+        acc.add(reason, example, rank)
+        return acc
+
+    def merge_accumulators(self, accs) -> DropExamples:
+        out = DropExamples(self.k)
+        for acc in accs:
+            out.merge(acc)
+        return out
+
+    def extract_output(self, acc: DropExamples) -> DropExamples:
+        return acc
+
+
+class DropExampleSink:
+    """Collects the drop examples of several counted steps, then writes them as one JSON file."""
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def counted(self, fn: CountingDoFn, *args: Any, **kwargs: Any) -> Counted:
+        """``beam.ParDo(fn, ...)`` whose drop examples come here."""
+        return Counted(self, fn, *args, **kwargs)
+
+    def write(self, pipeline: Any, path: str, unit: str, k: int = EXAMPLES_PER_REASON) -> None:
+        """Combine every example offered into ``path`` (``drop_examples.json``), written atomically."""
+        import json
+
+        def dump(examples: DropExamples) -> None:
+            write_atomically(path, json.dumps(drop_examples_record(examples, unit), sort_keys=True, indent=1,
+                                              ensure_ascii=False, default=str).encode())
+
+        (tuple(self.parts) | "FlattenDropExamples" >> beam.Flatten(pipeline=pipeline)
+         | "TopDropExamples" >> beam.CombineGlobally(DropExamplesFn(k))
+         | "WriteDropExamples" >> beam.Map(dump))
+
+
+class Counted(beam.PTransform):
+    """A ParDo of a ``CountingDoFn``: returns its kept rows, hands its drop examples to the sink."""
+
+    def __init__(self, sink: DropExampleSink, fn: CountingDoFn, *args: Any, **kwargs: Any):
+        super().__init__()
+        self.sink, self.fn, self.args, self.kwargs = sink, fn, args, kwargs
+
+    def expand(self, rows):
+        out = rows | beam.ParDo(self.fn, *self.args, **self.kwargs).with_outputs(DROP_EXAMPLES, main="kept")
+        self.sink.parts.append(out[DROP_EXAMPLES])
+        return out.kept
 
 
 def collect_counters(result: Any) -> dict[str, int]:
