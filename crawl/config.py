@@ -26,7 +26,7 @@ class CrawlConfig(BeamRunner):
     RUNTIME: ClassVar[tuple[str, ...]] = ("progress", "concurrency", "per_host_concurrency", "per_host_delay",
                                           "max_crawl_delay", "robots_retry_interval", "transient_retry_delay",
                                           "max_transient_share", "split_mb", "timeout", "retries", "backoff",
-                                          "max_retry_wait", "transient_retries")
+                                          "max_retry_wait", "transient_retries", "sort_rows_per_run")
 
     source: str = "live"  # "live" crawl of seeds, or "cc": Common Crawl WARC/WAT files in ``paths``
     seeds: list[str] = field(default_factory=list)  # start URLs, http(s) only (a file of URLs: --seeds-file)
@@ -57,6 +57,7 @@ class CrawlConfig(BeamRunner):
     strip_tracking_params: bool = True  # drop utm_* and similar parameters when normalising URLs
     parser: str = "scan"  # scan (targeted tokenizer), selectolax, or bs4 (the reference)
     rows_per_part: int = 500_000  # candidate rows per Parquet part, at most
+    sort_rows_per_run: int = 20_000  # candidate rows sorted in memory at once (the rest in sorted runs on disk)
     progress: bool = True  # show progress bars
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
     paths_file: str | None = None  # text file with one archive path per line (a missing one is a counted drop)
@@ -77,6 +78,8 @@ class CrawlConfig(BeamRunner):
             raise ValueError("parser must be scan, selectolax or bs4")
         if self.concurrency < 1 or self.per_host_concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if self.rows_per_part < 1 or self.sort_rows_per_run < 1:
+            raise ValueError("rows_per_part and sort_rows_per_run must be >= 1")
         if self.transient_retries < 0 or not 0.0 <= self.max_transient_share <= 1.0:
             raise ValueError("transient_retries must be >= 0 and max_transient_share within [0, 1]")
         for seed in self.seeds:

@@ -18,8 +18,9 @@ from webclip.crawl.charset import decode_html
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.extract import extract
 from webclip.crawl.frontier import Frontier, PacerView, Task
-from webclip.crawl.journal import Journal, read_journal
+from webclip.crawl.journal import Entries, Journal, kept_on_replay, read_journal
 from webclip.crawl.sitemaps import SITEMAP_ENTRY, discover_sitemaps, sitemaps_due
+from webclip.crawl.tally import CrawlTally
 from webclip.crawl.urls import Resolver
 from webclip.fetch import Fetcher, is_transient
 from webclip.robots import RobotsCache, xrobots_forbids
@@ -199,7 +200,11 @@ class Contained:
 
 
 class Crawler:
-    """One crawl into ``work/journal.jsonl``: replay what is there, then fetch the rest."""
+    """One crawl into ``work/journal.jsonl``: replay what is there, then fetch the rest.
+
+    Memory per page is the frontier's (``Frontier``); entries go to the journal and only their counts
+    (``CrawlTally``) stay, so ``run`` hands back the entries as a view that reads the journal again.
+    """
 
     def __init__(self, cfg: CrawlConfig, seeds: list[str], work: Path):
         self.cfg = cfg
@@ -208,25 +213,20 @@ class Crawler:
         self.fetcher = Fetcher(cfg.fetch_config())
         self.robots = RobotsCache(self.fetcher, cfg.robots_agent) if cfg.respect_robots else None
         self.frontier = Frontier(cfg, seeds, self.fetcher.pacer)
-        self.entries: list[dict[str, Any]] = []
+        self.tally = CrawlTally()
         self.handle = Contained(process_page)
-        self.errors: Counter[str] = Counter()
-        self.candidates = 0
+        self.resumed_at = 0  # journal bytes replayed: entries past it are this run's
 
     def replay(self) -> None:
         """Rebuild the frontier from the journal; transient outcomes are not kept: those pages are tried again."""
-        for entry in read_journal(self.journal_path):
-            if entry["outcome"] != "sitemaps" and is_transient(entry["outcome"]):
-                continue
-            self.frontier.finish(entry)
-            self.entries.append(entry)
-            self.count(entry)
+        for entry in filter(kept_on_replay, read_journal(self.journal_path)):
+            self.keep(entry)
+        self.resumed_at = self.journal_path.stat().st_size if self.journal_path.exists() else 0
 
-    def count(self, entry: dict[str, Any]) -> None:
-        """Progress counters."""
-        self.candidates += len(entry["candidates"])
-        if entry["outcome"] not in ("ok", "sitemaps"):
-            self.errors[entry["outcome"]] += 1
+    def keep(self, entry: dict[str, Any]) -> None:
+        """A final entry: its links to the frontier, its counts to the tally."""
+        self.frontier.finish(entry)
+        self.tally.add(entry)
 
     def record(self, journal: Journal, result: PageResult) -> bool:
         """Keep a final result (journal, then frontier); put a transient one back for later. True if final."""
@@ -235,9 +235,7 @@ class Crawler:
             return False
         entry = asdict(result)
         journal.append(entry)
-        self.frontier.finish(entry)
-        self.entries.append(entry)
-        self.count(entry)
+        self.keep(entry)
         return True
 
     def retry_delay(self, outcome: str) -> float:
@@ -245,24 +243,23 @@ class Crawler:
         waits = {"robots_unreachable": self.cfg.robots_retry_interval}
         return max(self.cfg.transient_retry_delay, waits.get(outcome, 0.0))
 
-    def run(self) -> list[dict[str, Any]]:
+    def run(self) -> Entries:
         """Crawl until nothing is left; return the journal entries in order (resuming any journal)."""
         self.replay()
         journal = Journal(self.journal_path)
-        if self.cfg.use_sitemaps and sitemaps_due(self.entries):  # a transient failure is read again on a rerun
+        if self.cfg.use_sitemaps and sitemaps_due(self.tally.sitemap_entries()):  # transient: read again on a rerun
             links, drops = discover_sitemaps(self.seeds, self.fetcher, self.robots)
             entry = {**asdict(PageResult(SITEMAP_ENTRY, 0, "sitemaps", links=links)), "sitemap_drops": drops}
             journal.append(entry)
-            self.frontier.finish(entry)
-            self.entries.append(entry)
-        bar = tqdm(total=len(self.frontier.admitted), initial=len(self.entries), unit="page", desc="crawl",
+            self.keep(entry)
+        bar = tqdm(total=len(self.frontier.admitted), initial=self.tally.entries, unit="page", desc="crawl",
                    disable=not self.cfg.progress, mininterval=0.5)
         try:
             self.drive(journal, bar)
         finally:
             journal.close()
             bar.close()
-        return self.entries
+        return Entries(self.journal_path, self.resumed_at, self.tally.entries)
 
     def drive(self, journal: Journal, bar: tqdm) -> None:
         """Keep up to ``concurrency`` ready tasks in flight until the frontier is empty."""
@@ -289,11 +286,11 @@ class Crawler:
                     elif self.record(journal, result):
                         bar.total = len(frontier.admitted)
                         bar.update(1)
-                rate = len(self.entries) / max(1e-6, time.monotonic() - started)
-                bar.set_postfix(candidates=self.candidates, errors=sum(self.errors.values()), pages_s=f"{rate:.0f}",
+                rate = self.tally.entries / max(1e-6, time.monotonic() - started)
+                bar.set_postfix(candidates=self.tally.candidates, errors=self.tally.errors, pages_s=f"{rate:.0f}",
                                 refresh=False)
 
 
-def crawl(cfg: CrawlConfig, seeds: list[str], work: Path) -> list[dict[str, Any]]:
+def crawl(cfg: CrawlConfig, seeds: list[str], work: Path) -> Entries:
     """Crawl until the frontier is empty; return the journal entries (resuming from ``work``)."""
     return Crawler(cfg, seeds, work).run()

@@ -1,4 +1,4 @@
-"""The crawl stage: seeds -> ``<run>/candidates/`` (Parquet parts, stats.json, _SUCCESS)."""
+"""The crawl stage: seeds -> ``<run>/candidates/`` (stats.json, _SUCCESS; Parquet parts in ``data/``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from typing import Any
 from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig, check_seed
 from webclip.crawl.crawler import Crawler
+from webclip.crawl.extsort import write_sorted_parts
+from webclip.crawl.journal import Entries
+from webclip.crawl.tally import CrawlTally
 from webclip.fetch import is_transient
-from webclip.parquet import count_rows, part_name, parts, row_sort_key, write_rows
+from webclip.layout import table_in
+from webclip.parquet import count_rows, parts
 from webclip.records import CANDIDATE_SCHEMA
 from webclip.runfolder import StageDir, StageIncomplete
 from webclip.stats import Tally, check_identity
@@ -27,36 +31,22 @@ def read_seeds(cfg: CrawlConfig) -> list[str]:
     return seeds
 
 
-def summarise(entries: list[dict[str, Any]], written: int) -> dict[str, Any]:
+def summarise(tally: CrawlTally, written: int) -> dict[str, Any]:
     """stats.json for the crawl: image candidates, with a ``pages`` block of its own."""
-    pages = Tally("pages", n_in=sum(1 for e in entries if e["outcome"] != "sitemaps"))
-    images = Tally("image candidates")
-    for e in entries:
-        if e["outcome"] == "sitemaps":
-            continue
-        if e["outcome"] == "ok":
-            pages.kept += 1
-            images.n_in += e["imgs"]
-            for reason, n in e["img_drops"].items():
-                images.drop(reason, n)
-        else:
-            pages.drop(f"crawl/{e['outcome']}")
-    images.kept = written
+    images = Tally("image candidates", n_in=tally.images.n_in, kept=written, dropped=Counter(tally.images.dropped))
     out = images.as_dict()
-    out["pages"] = pages.as_dict()
+    out["pages"] = tally.pages.as_dict()
     check_identity(out)
     check_identity(out["pages"])
     return out
 
 
-def write_candidates(entries: list[dict[str, Any]], folder: Path, rows_per_part: int) -> int:
-    """Write every candidate, sorted by (uid, page_url), into Parquet parts; returns rows written."""
-    rows = sorted((c for e in entries for c in e["candidates"]), key=lambda r: row_sort_key(r, ("uid", "page_url")))
-    for old in parts(folder):
-        Path(old).unlink()
-    for i in range(max(1, -(-len(rows) // rows_per_part))):
-        write_rows(folder / part_name(i), rows[i * rows_per_part:(i + 1) * rows_per_part], CANDIDATE_SCHEMA,
-                   sort_by=("uid", "page_url"))
+def write_candidates(entries: Entries, folder: Path, work: Path, rows_per_part: int, rows_per_run: int) -> int:
+    """Write every candidate, sorted by (uid, page_url), into Parquet parts; returns rows written.
+
+    Streamed from the journal through sorted runs in ``work``: memory does not grow with the candidates.
+    """
+    write_sorted_parts(entries.candidates(), folder, work, CANDIDATE_SCHEMA, rows_per_part, rows_per_run)
     return count_rows(parts(folder))
 
 
@@ -71,20 +61,19 @@ def run_crawl(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
     return run_live(cfg, stage)
 
 
-def unfinished_reason(entries: list[dict[str, Any]], cfg: CrawlConfig) -> str | None:
+def unfinished_reason(tally: CrawlTally, cfg: CrawlConfig) -> str | None:
     """Why a crawl must not be marked done: nothing read, no candidates, or mostly transient drops."""
-    pages = [e for e in entries if e["outcome"] != "sitemaps"]
-    ok = sum(e["outcome"] == "ok" for e in pages)
-    transient = Counter(f"crawl/{e['outcome']}" for e in pages if is_transient(e["outcome"]))
-    top = ", ".join(f"{r} {n}" for r, n in Counter(f"crawl/{e['outcome']}" for e in pages
-                                                   if e["outcome"] != "ok").most_common(3))
-    if sum(transient.values()) > cfg.max_transient_share * len(pages):
-        return (f"{sum(transient.values())} of {len(pages)} pages dropped for transient reasons "
+    pages, ok = tally.pages.n_in, tally.pages.kept
+    transient = Counter({f"crawl/{o}": n for o, n in tally.outcomes.items() if is_transient(o)})
+    top = ", ".join(f"{r} {n}" for r, n in Counter({f"crawl/{o}": n for o, n in tally.outcomes.items()
+                                                    if o != "ok"}).most_common(3))
+    if sum(transient.values()) > cfg.max_transient_share * pages:
+        return (f"{sum(transient.values())} of {pages} pages dropped for transient reasons "
                 f"({', '.join(f'{r} {n}' for r, n in transient.most_common(3))}): rerun to try them again")
     if ok == 0:
-        return (f"none of the {len(pages)} pages crawled could be read ({top}): check that the seeds answer, "
+        return (f"none of the {pages} pages crawled could be read ({top}): check that the seeds answer, "
                 "that --allow-private names local hosts and that robots.txt lets us in")
-    if not any(e["candidates"] for e in pages):
+    if tally.candidates == 0:
         return (f"{ok} pages read but no image candidates found: check the seeds, --scope and --max-depth "
                 "(pages need <img> tags with alt text)")
     return None
@@ -99,16 +88,17 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     seeds = read_seeds(cfg)
     work = stage.path / "_work"
     crawler = Crawler(cfg, seeds, work)
-    entries = crawler.run()
-    why = unfinished_reason(entries, cfg)
+    entries, tally = crawler.run(), crawler.tally
+    why = unfinished_reason(tally, cfg)
     if why is not None:
         raise StageIncomplete(f"crawl: {why}; the journal in {work} is kept (--force starts over)")
-    written = write_candidates(entries, stage.path, cfg.rows_per_part)
-    stats = summarise(entries, written)
-    stats["outcomes"] = dict(sorted(Counter(e["outcome"] for e in entries if e["outcome"] != "sitemaps").items()))
-    sitemaps = [e for e in entries if e["outcome"] == "sitemaps"][-1:]  # the latest reading (a rerun may read again)
-    stats["sitemap_urls"] = sum(len(e["links"]) for e in sitemaps)
-    stats["sitemap_drops"] = sitemaps[0].get("sitemap_drops", {}) if sitemaps else {}
+    written = write_candidates(entries, Path(table_in(stage.path, "candidates")), work / "sort", cfg.rows_per_part,
+                               cfg.sort_rows_per_run)
+    stats = summarise(tally, written)
+    stats["outcomes"] = dict(sorted(tally.outcomes.items()))
+    sitemaps = tally.sitemaps or {}  # the latest reading (a rerun may read again)
+    stats["sitemap_urls"] = sitemaps.get("urls", 0)
+    stats["sitemap_drops"] = sitemaps.get("sitemap_drops", {})
     stats["links"] = crawler.frontier.links.as_dict()
     check_identity(stats["links"])
     stage.finish(stats)
