@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.match import ALTS, query_list
 from webclip.hashing import candidate_uid
+from webclip.layout import table_path
 from webclip.parquet import part_name, write_rows
 from webclip.records import CANDIDATE_SCHEMA
 from webclip.runfolder import StageDir, atomic_write_json
@@ -26,7 +27,7 @@ def make_candidates(run: Path, n: int, seed: int = 0, per_part: int = 100_000) -
     """``n`` candidates built from the real alts (varied with extra words), URLs over 5,000 hosts."""
     alts = [r["alt"] for r in map(json.loads, ALTS.read_text().splitlines()) if r["alt"] and r["alt"].strip()]
     rng = random.Random(seed)
-    folder = run / "candidates"
+    folder = Path(table_path(run, "candidates"))
     for part in range(-(-n // per_part)):
         rows = []
         for i in range(part * per_part, min(n, (part + 1) * per_part)):

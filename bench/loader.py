@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 
 from webclip.model.data import ShardLoader, read_manifest
+from webclip.runfolder import shards_final
 
 RUN = Path(__file__).resolve().parents[1] / "runs" / "demo"
 
 
 def main(run: Path = RUN, batches: int = 40, batch_size: int = 128) -> list[dict]:
     """Time ``batches`` batches per worker count; print one JSON line each."""
-    final = run / "shards" / "final"
+    final = Path(shards_final(run))
     if not (final / "manifest.json").exists():
         out = {"bench": "loader", "skipped": f"no shards in {final}: run `make demo` first"}
         print(json.dumps(out))

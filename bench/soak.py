@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from webclip.layout import table_path
+from webclip.parquet import parts
 from webclip.sampleweb.concepts import concept_names
 from webclip.sampleweb.hostile import (
     KEEPABLE_IMAGES,
@@ -229,7 +231,7 @@ def drop_tables(stats: dict[str, Any], path: str = "") -> dict[str, dict[str, in
     return out
 
 
-def _column_rows(paths: list[Path], columns: list[str]) -> list[dict[str, Any]]:
+def _column_rows(paths: list[Path] | list[str], columns: list[str]) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
@@ -240,7 +242,7 @@ def _column_rows(paths: list[Path], columns: list[str]) -> list[dict[str, Any]]:
 
 def candidate_kinds(run: Path, hosts: dict[str, str]) -> dict[str, Any]:
     """Candidates by image kind, and candidates that must not exist (forbidden hosts, /private/, noindex pages)."""
-    rows = _column_rows(sorted((run / "candidates").glob("part-*.parquet")), ["image_url", "page_url"])
+    rows = _column_rows(parts(table_path(run, "candidates")), ["image_url", "page_url"])
     by_kind = Counter(url_kind(r["image_url"])[1] or url_kind(r["image_url"])[0] for r in rows)
     leaks: Counter = Counter()
     for r in rows:
@@ -261,8 +263,7 @@ def candidate_kinds(run: Path, hosts: dict[str, str]) -> dict[str, Any]:
 
 def sample_kinds(run: Path) -> dict[str, Any]:
     """Downloaded samples by image kind, and the kinds a correct downloader would have dropped."""
-    final = run / "shards" / "final" / "samples.parquet"
-    rows = _column_rows([final], ["image_url"]) if final.is_file() else []
+    rows = _column_rows(parts(table_path(run, "samples")), ["image_url"])
     by_kind = Counter(url_kind(r["image_url"])[1] or url_kind(r["image_url"])[0] for r in rows)
     leaks = {k: n for k, n in by_kind.items() if k not in KEEPABLE_IMAGES}
     return {"rows": len(rows), "by_image_kind": dict(by_kind.most_common()), "leaks": leaks}

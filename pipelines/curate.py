@@ -17,9 +17,11 @@ from webclip.beamio import (
     collect_counters,
     count_rows_any,
     list_parts,
+    table_summary,
     write_atomically,
 )
 from webclip.dedupe.urls import image_url_key
+from webclip.layout import part_name, table_in, table_path
 from webclip.parquet import table_bytes
 from webclip.pipelines.balance import balance_group, group_thresholds, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
@@ -156,7 +158,7 @@ def write_thresholds(thresholds: dict[str, float], path: str) -> dict[str, float
 
 
 def write_query_counts(kv_lists: list[tuple[int, dict[str, list[int]]]], path: str, queries_path: str) -> None:
-    """``query_counts.parquet``: each matched entry's count before and after balancing."""
+    """The ``query_counts`` table: each matched entry's count before and after balancing."""
     import pyarrow as pa
 
     entries = load_queries(queries_path)
@@ -206,13 +208,13 @@ class Curate(beam.PTransform):
         decided = rows | "Balance" >> Balance(cfg, self.out, sink)
         sink.write(candidates.pipeline, FileSystems.join(self.out, "drop_examples.json"), "candidates")
         kept = decided | "Kept" >> beam.Filter(lambda r: r["kept"])
-        kept | "WriteCurated" >> WriteParts(self.out, "curated", cfg.num_parts)
-        decided | "WritePool" >> WriteParts(FileSystems.join(self.out, "pool"), "pool", cfg.num_parts)
+        kept | "WriteCurated" >> WriteParts(table_in(self.out, "curated"), "curated", cfg.num_parts)
+        decided | "WritePool" >> WriteParts(table_in(self.out, "pool"), "pool", cfg.num_parts)
         per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
                      | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
         after = (kept | "EntryOnesAfter" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
                  | "CountAfter" >> beam.CombinePerKey(sum))
-        path, qpath = FileSystems.join(self.out, "query_counts.parquet"), self.queries_path
+        path, qpath = FileSystems.join(table_in(self.out, "query_counts"), part_name(0)), self.queries_path
         return ({"before": per_entry, "after": after} | "JoinCounts" >> beam.CoGroupByKey()
                 | "AllCounts" >> beam.combiners.ToList()
                 | "WriteCounts" >> beam.Map(write_query_counts, path, qpath))
@@ -254,29 +256,31 @@ def read_thresholds(path: str) -> dict[str, float]:
 
 
 def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
-    """Run the curation pipeline on ``<run>/candidates`` and finish ``<run>/curated``."""
+    """Run the curation pipeline on the run's candidates table and finish ``<run>/curated``."""
     if cfg.candidates_path is None:
         cands = stage(run, "candidates")
         if not cands.done:
             raise FileNotFoundError(f"no finished crawl in {cands.path}: run `webclip crawl` first")
-    inputs = list_parts(cfg.candidates_path or str(stage(run, "candidates").path.resolve()))
+    cands_table = table_in(cfg.candidates_path, "candidates") if cfg.candidates_path else table_path(run.resolve(), "candidates")
+    inputs = list_parts(cands_table)
     if not inputs:
-        raise FileNotFoundError(f"no candidate parts in {cfg.candidates_path}")
+        raise FileNotFoundError(f"no candidate parts in {cands_table}")
     queries_path = resolve_queries(cfg, run)
     out = cfg.output_path or str(out_stage.path.resolve())
-    stale = list_parts(out) + list_parts(FileSystems.join(out, "pool"))
+    stale = [p for t in ("curated", "pool", "query_counts") for p in list_parts(table_in(out, t))]
     if stale:
         FileSystems.delete(stale)
     with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
         build_pipeline(p, inputs, cfg, queries_path, out)
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}
-    tally = Tally("candidates", n_in=count_rows_any(inputs), kept=count_rows_any(list_parts(out)))
+    tally = Tally("candidates", n_in=count_rows_any(inputs), kept=count_rows_any(list_parts(table_in(out, "curated"))))
     for reason, n in counters.items():
         tally.drop(reason, n)
     stats = tally.as_dict()
-    stats["matched"] = count_rows_any(list_parts(FileSystems.join(out, "pool")))
+    stats["matched"] = count_rows_any(list_parts(table_in(out, "pool")))
     stats["output"] = out
+    stats["tables"] = {t: table_summary(table_in(out, t)) for t in ("curated", "pool", "query_counts")}
     entries = load_queries(queries_path)
     stats["queries"] = len(entries)
     stats["match"] = {"mode": cfg.match_mode, **key_report(entries, cfg.match_mode, cfg.match_inflections)}

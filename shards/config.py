@@ -48,14 +48,17 @@ class ShardsConfig(BeamRunner):
     allow_private: list[str] = field(default_factory=list)  # HOST[:PORT] or CIDR the address guard lets through
     samples_per_job: int = 2000  # curated pairs per download job, about (a registered domain stays in one job)
     shard_size: int = 1000  # samples per final tar
+    # train tars, at least: smaller tars when needed, so each data-loader worker on each GPU gets one
+    # (open_clip stops when there are fewer shards than workers; 8 covers its default 4 workers on 2 GPUs)
+    min_shards: int = 8
     val_fraction: float = 0.02  # share of samples set aside (by uid hash) for the val split
     seed: int = 0  # seed of every hash-decided choice (val split)
     phash_threshold: int = 2  # -1 turns near-duplicate search off; 64-bit pHash bits; see bench/phash.py for precision and recall
     dedupe_on_beam_from: int = 200_000  # images; fewer are deduplicated in-process (same functions)
     decontaminate: list[str] = field(default_factory=lambda: ["sampleweb/heldout"])  # evaluation image folders or tars whose images and near duplicates are removed
     progress: bool = True  # show progress bars
-    curated_path: str | None = None  # read curated parts here instead of <run>/curated (e.g. gs://...)
-    output_path: str | None = None  # write jobs/ and final/ here instead of <run>/shards (stats stay in the run)
+    curated_path: str | None = None  # curate's output_path (e.g. gs://...): read its data/ instead of <run>/curated/data
+    output_path: str | None = None  # write jobs/, final/ and samples/ here instead of <run>/shards (stats stay in the run)
 
     def worker_extras(self) -> tuple[str, ...]:
         """img2dataset and friends, plus the fsspec backend of any object-store path."""

@@ -21,10 +21,12 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from webclip import storage
+from webclip.beamio import table_summary
 from webclip.config import runtime_fields
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
 from webclip.fetch import is_transient
 from webclip.hashing import sha256_hex, unit_draw
+from webclip.layout import jobs_in, part_name, table_in, table_path, tar_name
 from webclip.parquet import count_rows, iter_rows, parts, table_bytes, write_rows
 from webclip.progress import watch
 from webclip.records import FINAL_SAMPLE_SCHEMA, SAMPLE_SCHEMA, table_from_rows
@@ -283,8 +285,25 @@ def merged_samples(jobs_dir: str, jobs: list[str]) -> Iterator[dict[str, Any]]:
     yield from heapq.merge(*streams, key=lambda s: s["key"])
 
 
-def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: str, cfg: ShardsConfig) -> dict[str, Any]:
-    """Reshard kept samples into uniform train tars plus a val split (local or remote); returns the manifest."""
+def split_of(key: str, cfg: ShardsConfig) -> str:
+    """``val`` for the share ``val_fraction`` of keys (by hash), else ``train``."""
+    return "val" if unit_draw(cfg.seed, f"val:{key}") < cfg.val_fraction else "train"
+
+
+def train_shard_size(n_train: int, cfg: ShardsConfig) -> int:
+    """Samples per train tar: ``shard_size``, smaller when needed for at least ``min_shards`` tars."""
+    return max(1, min(cfg.shard_size, -(-n_train // max(1, cfg.min_shards))))
+
+
+def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: str, cfg: ShardsConfig,
+                samples_table: str, train_size: int | None = None) -> dict[str, Any]:
+    """Reshard kept samples into uniform train tars plus a val split (local or remote); returns the manifest.
+
+    Tars are ``train-NNNNN.tar`` / ``validation-NNNNN.tar`` of ``train_size`` (default ``shard_size``) and
+    ``shard_size`` samples; ``sizes.json`` and ``manifest.json`` go beside them, the per-sample table to
+    ``samples_table``.
+    """
+    sizes = {"train": train_size or cfg.shard_size, "val": cfg.shard_size}
     buffers: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
     written: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
     rows: list[dict[str, Any]] = []
@@ -293,7 +312,7 @@ def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: 
         buf = buffers[split]
         if not buf:
             return
-        name = f"{'' if split == 'train' else 'val-'}{len(written[split]):05d}.tar"
+        name = tar_name(split, len(written[split]))
         data = tar_bytes(buf)
         storage.write_bytes(storage.join(final, name), data)
         written[split].append({"name": name, "samples": len(buf), "sha256": sha256_hex(data), "bytes": len(data)})
@@ -302,16 +321,14 @@ def write_final(samples: Iterator[dict[str, Any]], drop: dict[str, str], final: 
     for s in samples:
         if s["key"] in drop:
             continue
-        split = "val" if unit_draw(cfg.seed, f"val:{s['key']}") < cfg.val_fraction else "train"
+        split = split_of(s["key"], cfg)
         buffers[split].append(s)
-        shard = f"{'' if split == 'train' else 'val-'}{len(written[split]):05d}.tar"
-        rows.append({**s["json"], "split": split, "shard": shard})
-        if len(buffers[split]) >= cfg.shard_size:
+        rows.append({**s["json"], "split": split, "shard": tar_name(split, len(written[split]))})
+        if len(buffers[split]) >= sizes[split]:
             flush(split)
     flush("train")
     flush("val")
-    schema = FINAL_SAMPLE_SCHEMA
-    storage.write_bytes(storage.join(final, "samples.parquet"), table_bytes(table_from_rows(rows, schema)))
+    storage.write_bytes(storage.join(samples_table, part_name(0)), table_bytes(table_from_rows(rows, FINAL_SAMPLE_SCHEMA)))
     manifest = {"train": written["train"], "val": written["val"],
                 "totals": {"train": sum(s["samples"] for s in written["train"]),
                            "val": sum(s["samples"] for s in written["val"])}}
@@ -356,17 +373,18 @@ def download_jobs(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], progress_di
 
 
 def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
-    """Download every curated pair, then dedupe, decontaminate and write ``shards/final/``."""
+    """Download every curated pair, then dedupe, decontaminate and write ``shards/final/`` and ``shards/samples/``."""
     curated = stage(run, "curated")
     if cfg.curated_path is None and not curated.done:
         raise FileNotFoundError(f"no finished curation in {curated.path}: run `webclip curate` first")
-    curated_parts = parts(cfg.curated_path or curated.path)
+    curated_table = table_in(cfg.curated_path, "curated") if cfg.curated_path else table_path(run, "curated")
+    curated_parts = parts(curated_table)
     if not curated_parts:
-        raise FileNotFoundError(f"no curated parts in {cfg.curated_path or curated.path}")
+        raise FileNotFoundError(f"no curated parts in {curated_table}")
     base = cfg.output_path or str(out_stage.path)
     if storage.is_remote(base):
         claim_remote_output(base, asdict(cfg), out_stage.forced, runtime_fields(ShardsConfig))
-    jobs_dir, final = storage.join(base, "jobs"), storage.join(base, "final")
+    jobs_dir, final, samples_table = jobs_in(base), table_in(base, "final"), table_in(base, "samples")
     progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
     clock = time.monotonic()
     seconds: dict[str, float] = {}
@@ -396,9 +414,10 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     lap("decontaminate")
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
-    manifest = write_final(samples, drop, final, cfg)
+    n_train = sum(split_of(m["uid"], cfg) == "train" for m in meta if m["uid"] not in drop)
+    manifest = write_final(samples, drop, final, cfg, samples_table, train_shard_size(n_train, cfg))
     lap("reshard")
-    tally.kept = count_rows([storage.join(final, "samples.parquet")])
+    tally.kept = count_rows(parts(samples_table))
     if not tally.kept:
         top = ", ".join(f"{r} {n}" for r, n in Counter(drop.values()).most_common(3))
         raise StageIncomplete(f"shards not finished: all {len(meta)} downloaded images were dropped ({top}); "
@@ -408,10 +427,12 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     stats["transient"] = dict(sorted(transient.items()))  # part of dropped: still transient after every try
     stats["eval_images_indexed"] = indexed
     stats["shards"] = manifest["totals"]
+    stats["tables"] = {"samples": table_summary(samples_table)}
     stats["phase_seconds"] = seconds
     if storage.is_remote(base):
+        stats["output"] = base  # where layout.table_path finds final/ and samples/
         stats["final_path"] = final  # where train and eval find the shards (see runfolder.shards_final)
     check_identity(stats)
-    write_card(run, stats, manifest, final)
+    write_card(run, stats, manifest, final, samples_table)
     out_stage.finish(stats)
     return stats

@@ -6,7 +6,7 @@ downloaded by the shards stage, trained with seed s. Every trial trains on the s
 (steps x batch size, no wall-clock cut-off) and is evaluated zero-shot on the held-out images.
 
 Head and tail come from the training data: the eval classes ranked by their matched pairs in the pool
-(the data before balancing, ``curated/query_counts.parquet``); the top ``head_fraction`` of classes is the
+(the data before balancing, ``curated/query_counts/``); the top ``head_fraction`` of classes is the
 head, the bottom ``head_fraction`` the tail (ties by class order).
 
 Statistics: per arm, the mean over seeds with a Student-t interval; per seed, the balanced minus
@@ -27,13 +27,14 @@ from typing import Any
 
 from webclip.config import build, to_dict
 from webclip.hashing import unit_draw
+from webclip.layout import part_name, table_in, table_path
 from webclip.parquet import count_rows, iter_rows, parts, write_rows
 from webclip.records import CURATED_SCHEMA
 from webclip.runfolder import StageDir, atomic_write_json, stage
 
 ARMS = ("balanced", "unbalanced")
 METRICS = ("all", "head", "tail")
-LAYOUT = "webclip-ablation/2"  # one folder per arm and seed, each unbalanced seed with its own sample
+LAYOUT = "webclip-ablation/3"  # one folder per arm and seed, each unbalanced seed with its own sample; a folder per table
 
 
 @dataclass
@@ -143,18 +144,16 @@ def compare(runs: dict[str, list[dict[str, Any]]], confidence: float) -> dict[st
 
 def unbalanced_sample(run: Path, seed: int) -> list[dict[str, Any]]:
     """As many pool rows (matched, before balancing) as the curated set holds, chosen by hash with ``seed``."""
-    n = count_rows(parts(run / "curated"))
-    pool = list(iter_rows(parts(run / "curated" / "pool")))
+    n = count_rows(parts(table_path(run, "curated")))
+    pool = list(iter_rows(parts(table_path(run, "pool"))))
     pool.sort(key=lambda r: (unit_draw(seed, f"ablation:{r['uid']}"), r["uid"]))
     return [{k: v for k, v in r.items() if k != "kept"} for r in pool[:n]]
 
 
 def pool_counts(run: Path) -> dict[str, int]:
     """Matched pairs per query entry before balancing (lower-cased entry -> count, summed over groups)."""
-    import pyarrow.parquet as pq
-
     counts: dict[str, int] = {}
-    for row in pq.read_table(run / "curated" / "query_counts.parquet", columns=["entry", "count_before"]).to_pylist():
+    for row in iter_rows(parts(table_path(run, "query_counts")), columns=["entry", "count_before"]):
         key = row["entry"].lower()
         counts[key] = counts.get(key, 0) + int(row["count_before"])
     return counts
@@ -208,7 +207,7 @@ def prepare_trial(run: Path, arm: str, seed: int, config_file: dict[str, Any], f
     if not cur.done or force:
         rows = unbalanced_sample(run, seed)
         cur.prepare({"ablation_of": str(run.resolve()), "seed": seed, "rows": len(rows)}, force=force)
-        write_rows(cur.path / "part-00000.parquet", rows, CURATED_SCHEMA)
+        write_rows(Path(table_in(cur.path, "curated")) / part_name(0), rows, CURATED_SCHEMA)
         cur.finish({"unit": "candidates", "in": len(rows), "kept": len(rows), "dropped": {}})
     shards_cfg = stage_config("shards", config_file, {"progress": False})
     run_stage("shards", trial, config_file, shards_cfg, force=force)

@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from webclip.parquet import part_name, row_sort_key, table_bytes
+from webclip.parquet import PART_GLOB, part_name, row_sort_key, table_bytes
 from webclip.records import CANDIDATE_SCHEMA, CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
 from webclip.stats import EXAMPLES_PER_REASON, DropExamples, drop_examples_record, example_rank
 
@@ -190,7 +190,7 @@ class WriteParts(beam.PTransform):
 
 def list_parts(folder: str) -> list[str]:
     """``part-*.parquet`` under a folder on any Beam filesystem, sorted."""
-    pattern = FileSystems.join(str(folder), "part-*.parquet")
+    pattern = FileSystems.join(str(folder), PART_GLOB)
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
@@ -203,3 +203,15 @@ def count_rows_any(paths: list[str]) -> int:
         with FileSystems.open(p) as f:
             total += pq.ParquetFile(f).metadata.num_rows
     return total
+
+
+def table_summary(folder: str) -> dict[str, Any]:
+    """``stats.json``'s note on one table folder: its rows and columns, read from the part footers (any filesystem)."""
+    import pyarrow.parquet as pq
+
+    paths = list_parts(folder)
+    columns: list[str] = []
+    if paths:
+        with FileSystems.open(paths[0]) as f:
+            columns = pq.ParquetFile(f).schema_arrow.names
+    return {"folder": folder.rstrip("/").rsplit("/", 1)[-1], "rows": count_rows_any(paths), "columns": columns}

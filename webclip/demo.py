@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from webclip.cli import STAGES, run_stage, stage_config
+from webclip.layout import table_path
+from webclip.parquet import iter_rows, parts
 from webclip.runfolder import StageConflict, atomic_write_json
 from webclip.stats import check_identity, top_reasons
 
@@ -20,11 +22,10 @@ def plot_report(run: Path, report: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pyarrow.parquet as pq
 
     report.mkdir(parents=True, exist_ok=True)
     written = []
-    qc = pq.read_table(run / "curated" / "query_counts.parquet").to_pylist()
+    qc = list(iter_rows(parts(table_path(run, "query_counts"))))
     qc.sort(key=lambda r: -r["count_before"])
     fig, ax = plt.subplots(figsize=(8, 3.5))
     xs = range(len(qc))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webclip import storage
+from webclip.runfolder import StageConflict
 
 LAYOUT_VERSION = 2  # 1: webclip 0.1, tables inside the stage folder; 2: a folder per table
 PART_GLOB = "part-*.parquet"
@@ -45,8 +46,8 @@ JOBS = "jobs"  # shards' download jobs (work folder beside final/, not a table)
 SPLIT_NAMES = {"train": "train", "val": "validation"}
 
 
-class OldLayout(ValueError):
-    """A run folder written by webclip 0.1, with tables inside the stage folders."""
+class OldLayout(StageConflict):
+    """A stage folder written by webclip 0.1, with its tables inside it (the CLI prints it as one line)."""
 
 
 def part_name(i: int) -> str:
@@ -117,4 +118,4 @@ def check_layout(stage_folder: str | Path) -> None:
     old = old_layout_files(stage_folder)
     if old:
         raise OldLayout(f"{stage_folder} was written by webclip < 0.2 (tables inside the stage folder, e.g. "
-                        f"{Path(old[0]).name}): rerun with --force or use a new --run")
+                        f"{Path(old[0]).name}): redo that stage with --force, or use a new --run")

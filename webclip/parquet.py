@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from webclip import storage
+from webclip.layout import PART_GLOB, part_name  # noqa: F401  (part_name: re-exported for writers)
 from webclip.records import table_from_rows
 
 ROW_GROUP_SIZE = 50_000
@@ -38,16 +39,11 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]], schema: pa.Schema,
     return len(rows)
 
 
-def part_name(i: int) -> str:
-    """File name of output part ``i``."""
-    return f"part-{i:05d}.parquet"
-
-
 def parts(folder: str | Path) -> list[Path] | list[str]:
     """The Parquet parts of a folder (or object-store prefix), in order."""
     if storage.is_remote(folder):
-        return storage.glob(folder, "part-*.parquet")
-    return sorted(Path(folder).glob("part-*.parquet"))
+        return storage.glob(folder, PART_GLOB)
+    return sorted(Path(folder).glob(PART_GLOB))
 
 
 def count_rows(paths: list[Path] | list[str]) -> int:

@@ -128,6 +128,10 @@ class StageDir:
         silently kept. ``config.json`` always records the whole config of the latest run.
         """
         self.forced = force
+        if not force:
+            from webclip.layout import check_layout
+
+            check_layout(self.path)
         config_key = output_part(config, runtime)
         if self.done:
             same, changed = output_part(self.saved_config(), runtime) == config_key, self.changed_inputs(inputs)
@@ -166,10 +170,15 @@ class StageDir:
 
 
 def input_fingerprints(run: str | Path, upstream: tuple[str, ...]) -> dict[str, str]:
-    """sha256 of each finished upstream stage's ``stats.json``: it changes whenever that stage is redone."""
+    """sha256 of each finished upstream stage's ``stats.json``: it changes whenever that stage is redone.
+
+    Raises ``layout.OldLayout`` for an upstream stage written by webclip 0.1."""
+    from webclip.layout import check_layout
+
     out = {}
     for name in upstream:
         up = StageDir(Path(run), name)
+        check_layout(up.path)
         if up.done:
             out[name] = hashlib.sha256((up.path / "stats.json").read_bytes()).hexdigest()
     return out
@@ -183,7 +192,8 @@ def stage(run: str | Path, name: str) -> StageDir:
 
 
 def shards_final(run: str | Path) -> str:
-    """Where a run's final shards are: ``<run>/shards/final``, or the remote ``output_path`` the stage recorded."""
-    shards = stage(run, "shards")
-    recorded = (shards.stats() or {}).get("final_path")
-    return recorded or str(shards.path / "final")
+    """Where a run's final shards are: ``<run>/shards/final``, or under the remote ``output_path`` the stage recorded."""
+    from webclip.layout import table_path
+
+    recorded = (stage(run, "shards").stats() or {}).get("final_path")
+    return recorded or table_path(run, "final")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 from tests.conftest import shared_data
 from webclip.crawl.warc import _dechunk, read_archive, split_http
+from webclip.layout import table_path
 
 
 def _read(name: str):
@@ -290,7 +292,7 @@ def _cc_stats(tmp_path, name: str, paths_file, split_mb: float):
     stage.path.mkdir(parents=True)
     cfg = CrawlConfig(source="cc", paths_file=str(paths_file), progress=False, num_parts=2, split_mb=split_mb,
                       direct_running_mode="in_memory", direct_num_workers=1)
-    return run_cc(cfg, stage, run), stage.path
+    return run_cc(cfg, stage, run), Path(table_path(run, "candidates"))
 
 
 def test_cc_counts_missing_empty_and_non_warc_archives_and_reads_the_rest(tmp_path) -> None:
@@ -328,6 +330,7 @@ def test_cc_counts_missing_empty_and_non_warc_archives_and_reads_the_rest(tmp_pa
     assert stats["kept"] == 2 * sum(len(o.candidates) for o in read_archive(str(warc / "whirlwind.warc.gz"))) + sum(
         len(o.candidates) for o in read_archive(corrupt))
     assert split == stats  # read as 4 KB ranges: the same accounting and the same parts, byte for byte
+    assert sorted(out.glob("part-*.parquet"))
     for part in sorted(out.glob("part-*.parquet")):
         assert (split_out / part.name).read_bytes() == part.read_bytes()
 
@@ -343,7 +346,7 @@ def test_missing_archive_given_with_paths_is_a_one_line_error(tmp_path) -> None:
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines() == [f"webclip: error: archive not found: {missing} (given with --paths)"]
-    assert not list((tmp_path / "run").glob("candidates/part-*"))
+    assert not list((tmp_path / "run").glob("candidates/**/part-*"))
 
 
 def test_an_error_in_one_record_costs_that_record_and_is_logged(monkeypatch, caplog) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.conftest import free_port
 from webclip.hashing import candidate_uid
+from webclip.layout import part_name, table_path
 from webclip.parquet import write_rows
 from webclip.records import CURATED_SCHEMA
 from webclip.runfolder import StageDir
@@ -145,7 +146,7 @@ def curated_run(run: Path, urls: list[str]) -> None:
         rows.append({"uid": candidate_uid(url, alt), "image_url": url, "alt": alt, "page_url": "http://example.com/",
                      "page_lang": "en", "width": None, "height": None, "srcset_url": None, "source": "crawl",
                      "opt_out": False, "caption": alt, "lang": "en", "entry_ids": [i % 3], "keep_prob": 1.0})
-    write_rows(run / "curated" / "part-00000.parquet", rows, CURATED_SCHEMA)
+    write_rows(Path(table_path(run, "curated")) / part_name(0), rows, CURATED_SCHEMA)
     StageDir(run, "curated").finish({"in": len(rows), "kept": len(rows), "dropped": {}})
 
 
@@ -243,7 +244,7 @@ def job_dir(tmp_path: Path, urls: list[str]) -> tuple[str, str]:
     run = tmp_path / "run"
     curated_run(run, urls)
     jobs_dir = str(tmp_path / "jobs")
-    [job] = write_job_inputs(parts(run / "curated"), jobs_dir, len(urls))
+    [job] = write_job_inputs(parts(table_path(run, "curated")), jobs_dir, len(urls))
     return jobs_dir, job
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.shards.test_download import _image, curated_run, serve, shards_config, webclip
+from webclip.layout import table_path
 
 
 def _s3(monkeypatch: pytest.MonkeyPatch):
@@ -65,7 +66,7 @@ def _shards_on_a_bucket(fs, proto: str, base: str, tmp_path: Path) -> None:  # n
     local, remote = tmp_path / "local", tmp_path / "remote"
     curated_run(local, urls)
     curated_run(remote, urls)
-    fs.put(str(remote / "curated" / "part-00000.parquet"), "webclip/curated/part-00000.parquet")
+    fs.put(table_path(remote, "curated") + "/part-00000.parquet", "webclip/curated/data/part-00000.parquet")
     # An evaluation image equal to one served image: in a local folder for one run, in the bucket for the other.
     (tmp_path / "heldout").mkdir()
     (tmp_path / "heldout" / "eval-3.jpg").write_bytes(_image(3))
@@ -88,6 +89,7 @@ def _shards_on_a_bucket(fs, proto: str, base: str, tmp_path: Path) -> None:  # n
     for entry in remote_manifest["train"] + remote_manifest["val"]:
         assert hashlib.sha256(fs.cat_file(f"webclip/run1/shards/final/{entry['name']}")).hexdigest() == entry["sha256"]
     assert fs.exists("webclip/run1/shards/jobs/00000_stats.json")
+    assert fs.exists("webclip/run1/shards/samples/part-00000.parquet") and not (remote / "shards" / "samples").exists()
     # The trainer's reader finds and streams them through the same path the run recorded.
     from webclip.model.data import iter_tar, read_manifest
     from webclip.runfolder import shards_final

@@ -89,7 +89,8 @@ def test_unbalanced_samples_are_as_large_as_the_curated_set_and_drawn_by_seed(tm
     pool = [{"uid": f"{i:04d}", "caption": f"c{i}", "kept": i % 3 == 0} for i in range(300)]
     pq.write_table(pa.Table.from_pylist(pool[:150]), run / "curated" / "pool" / "part-00000.parquet")
     pq.write_table(pa.Table.from_pylist(pool[150:]), run / "curated" / "pool" / "part-00001.parquet")
-    pq.write_table(pa.Table.from_pylist([r for r in pool if r["kept"]]), run / "curated" / "part-00000.parquet")
+    (run / "curated" / "data").mkdir()
+    pq.write_table(pa.Table.from_pylist([r for r in pool if r["kept"]]), run / "curated" / "data" / "part-00000.parquet")
     a, again, b = unbalanced_sample(run, 0), unbalanced_sample(run, 0), unbalanced_sample(run, 1)
     assert len(a) == len(b) == 100 and a == again and {r["uid"] for r in a} != {r["uid"] for r in b}
     assert all("kept" not in r for r in a) and len({r["uid"] for r in a}) == 100
@@ -97,7 +98,8 @@ def test_unbalanced_samples_are_as_large_as_the_curated_set_and_drawn_by_seed(tm
     rows = [{"entry": "Star", "lang": "en", "count_before": 7, "count_after": 3},
             {"entry": "star", "lang": "fr", "count_before": 2, "count_after": 2},  # counted per language
             {"entry": "moon", "lang": "en", "count_before": 1, "count_after": 1}]
-    pq.write_table(pa.Table.from_pylist(rows), run / "curated" / "query_counts.parquet")
+    (run / "curated" / "query_counts").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), run / "curated" / "query_counts" / "part-00000.parquet")
     assert pool_counts(run) == {"star": 9, "moon": 1}
     trial = tmp_path / "trial"
     assert steps_done(trial, 50) == 0

@@ -79,6 +79,7 @@ def test_runtime_knobs_never_refuse_skip_or_clear(tmp_path) -> None:
     # An unfinished stage with an output-changing field changed starts over.
     other = StageDir(tmp_path, "curated")
     other.prepare({"a": 1, "threads": 1}, runtime=runtime)
-    (other.path / "part-00000.parquet").write_text("old")
+    (other.path / "data").mkdir()
+    (other.path / "data" / "part-00000.parquet").write_text("old")
     other.prepare({"a": 9, "threads": 1}, runtime=runtime)
-    assert not (other.path / "part-00000.parquet").exists()
+    assert not (other.path / "data" / "part-00000.parquet").exists()
