@@ -40,8 +40,8 @@ class CurateConfig(BeamRunner):
     seed: int = 0  # seed of every hash-decided choice (balancing)
     num_parts: int = 4  # Parquet parts written (by uid range)
     progress: bool = True  # show progress bars
-    candidates_path: str | None = None  # read candidates here instead of <run>/candidates (e.g. gs://...)
-    output_path: str | None = None  # write Parquet here instead of <run>/curated (stats stay in the run)
+    candidates_path: str | None = None  # crawl's output_path (e.g. gs://...): read its data/ instead of <run>/candidates/data
+    output_path: str | None = None  # write data/, pool/ and query_counts/ here instead of <run>/curated (stats stay in the run)
 
     def validate(self) -> None:
         """Reject impossible settings."""
