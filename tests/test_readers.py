@@ -138,6 +138,12 @@ def test_final_shards_suit_open_clip(run: Path) -> None:
     assert int(value["--train-num-samples"]) == manifest["totals"]["train"]
     assert int(value["--val-num-samples"]) == manifest["totals"]["val"]
     assert value["--dataset-type"] == "webdataset" and int(value["--workers"]) <= len(manifest["train"])
+    # open_clip sizes a webdataset split from sizes.json in the tars' folder, by tar base name; then it streams them.
+    import webdataset as wds
+
+    shards = list(braceexpand(value["--train-data"]))
+    assert sum(sizes[Path(p).name] for p in shards) == int(value["--train-num-samples"])
+    assert sum(1 for _ in wds.WebDataset(shards, shardshuffle=False)) == manifest["totals"]["train"]
     readme = (final / "README.md").read_text()
     assert readme.startswith("---\n") and "license: other" in readme
 
