@@ -47,12 +47,13 @@ class TrainConfig:
     """How long and how to train, where checkpoints go."""
 
     # Free to change on resume (see webclip.config.runtime_fields): the batch order does not depend on them.
-    RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "workers", "progress")
+    RUNTIME: ClassVar[tuple[str, ...]] = ("threads", "progress")
 
     model: str = "demo"  # model preset in configs/model/ (demo, tiny-vit, tiny-rn, ViT-B-32, RN50) or a JSON path
     batch_size: int = 128  # samples per step over all processes (the contrastive batch)
+    accum_steps: int = 1  # micro-batches per step (GradCache): the same loss and gradients, 1/N of the activations
     steps: int = 1000  # optimiser steps
-    max_seconds: float | None = None  # stop early (and checkpoint) after this much training time
+    max_seconds: float | None = None  # stop after this many seconds at a checkpoint, stage left unfinished (rerun continues)
     lr: float = 1e-3  # peak learning rate (AdamW), reached after warmup, then cosine decay
     weight_decay: float = 0.1  # AdamW weight decay (not on gains, biases, embeddings or the temperature)
     warmup_steps: int = 50  # steps of linear learning-rate warmup
@@ -61,7 +62,7 @@ class TrainConfig:
     grad_checkpointing: bool = False  # recompute activations in backward (less memory, more compute)
     seed: int = 0  # seed of initialisation and batch order
     threads: int = 2  # torch CPU threads per process
-    workers: int = 0  # DataLoader processes decoding images; 0 decodes in the training process (best on a 2-core CPU)
+    workers: int = 0  # DataLoader processes per training process, each reading its own shards (part of the data order: keep it on resume); 0 decodes in the training process
     shuffle_buffer: int = 2000  # samples held for shuffling
     data_mode: str = "epoch"  # "epoch": every sample once per epoch; "resampled": shards drawn with replacement
     checkpoint_every: int = 200  # steps between checkpoints (checkpoints/last.pt)
@@ -77,8 +78,8 @@ class TrainConfig:
             raise ValueError("precision must be fp32 or bf16")
         if self.data_mode not in ("epoch", "resampled"):
             raise ValueError("data_mode must be epoch or resampled")
-        if self.batch_size < 2 or self.steps < 1:
-            raise ValueError("batch_size must be >= 2 and steps >= 1")
+        if self.batch_size < 2 or self.steps < 1 or self.accum_steps < 1:
+            raise ValueError("batch_size must be >= 2, steps >= 1 and accum_steps >= 1")
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Streaming WebDataset reader over ``shards/final/manifest.json``: decode, preprocess, shuffle, batch.
+"""Streaming WebDataset reader over ``shards/final/manifest.json``: split, decode, preprocess, shuffle, batch.
 
-The order of an epoch is a pure function of (seed, epoch), so a resumed run can skip exactly the
-samples it already consumed and then see what an uninterrupted run would have seen.
+Each rank and loader worker reads its own shards (one *stream* each). A stream's order within an epoch
+is a pure function of (seed, epoch, stream), so a resumed run skips exactly the samples each stream
+already consumed and then sees what an uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -62,68 +63,95 @@ def iter_tar(url: str) -> Iterator[dict[str, Any]]:
         yield current
 
 
-def epoch_stream(tars: list[str], seed: int, epoch: int, buffer: int) -> Iterator[dict[str, Any]]:
-    """Every sample once, shard order and a shuffle buffer both seeded by (seed, epoch)."""
-    rng = random.Random(f"{seed}:{epoch}")
+def read_manifest_sizes(shards_final: str | Path, split: str = "train") -> list[tuple[str, int]]:
+    """(tar URL/path, samples) of a split listed in ``manifest.json``."""
+    base = str(shards_final).rstrip("/")
+    with fsspec.open(f"{base}/manifest.json", "r") as f:
+        manifest = json.load(f)
+    return [(f"{base}/{s['name']}", int(s["samples"])) for s in manifest[split]]
+
+
+def epoch_shards(tars: list[str], seed: int, epoch: int, mode: str = "epoch") -> list[str]:
+    """The epoch's shard order: a seeded shuffle, or ``len(tars)`` draws with replacement (open_clip's resampled)."""
+    if mode == "resampled":
+        rng = random.Random(f"resampled:{seed}:{epoch}")
+        return [rng.choice(tars) for _ in tars]
     order = list(tars)
-    rng.shuffle(order)
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    return order
+
+
+def stream_samples(order: list[str], stream: int, n_streams: int) -> Iterator[dict[str, Any]]:
+    """One stream's share of an epoch: every ``n_streams``-th shard, as open_clip splits by node and worker.
+
+    With fewer shards than streams every stream reads all shards and keeps every ``n_streams``-th
+    sample instead, so no stream is left empty (at the cost of reading each shard ``n_streams`` times).
+    """
+    if len(order) >= n_streams:
+        for url in order[stream::n_streams]:
+            yield from iter_tar(url)
+        return
+    for j, sample in enumerate(s for url in order for s in iter_tar(url)):
+        if j % n_streams == stream:
+            yield sample
+
+
+def shuffled(samples: Iterator[dict[str, Any]], rng: random.Random, buffer: int) -> Iterator[dict[str, Any]]:
+    """A shuffle buffer of ``buffer`` samples drawn with ``rng``."""
     pool: list[dict[str, Any]] = []
-    for url in order:
-        for sample in iter_tar(url):
-            pool.append(sample)
-            if len(pool) >= buffer:
-                yield pool.pop(rng.randrange(len(pool)))
+    for sample in samples:
+        pool.append(sample)
+        if len(pool) >= buffer:
+            yield pool.pop(rng.randrange(len(pool)))
     while pool:
         yield pool.pop(rng.randrange(len(pool)))
 
 
-def resampled_stream(tars: list[str], seed: int, epoch: int, buffer: int) -> Iterator[dict[str, Any]]:
-    """A pseudo-epoch of ``len(tars)`` shards drawn with replacement (open_clip's resampled mode)."""
-    rng = random.Random(f"resampled:{seed}:{epoch}")
-    yield from epoch_stream([rng.choice(tars) for _ in tars], seed, epoch, buffer)
-
-
-STREAMS = {"epoch": epoch_stream, "resampled": resampled_stream}
-
-
-@dataclass
-class Batch:
-    """One training batch for this rank, with the loader's bookkeeping after it."""
-
-    images: torch.Tensor  # (B, 3, S, S)
-    texts: list[str]
-    keys: list[str]
-    epoch: int  # position after this batch: epoch and samples consumed from it (all ranks)
-    offset: int
-    read: int  # samples consumed by all ranks for this batch, remainder included
-    remainder: int  # samples dropped at the end of the epoch before this batch
-    decode_errors: int
+def stream_epoch(tars: list[str], seed: int, epoch: int, buffer: int, stream: int, n_streams: int,
+                 mode: str = "epoch") -> Iterator[dict[str, Any]]:
+    """Stream ``stream``'s samples of ``epoch`` in their shuffled order: a pure function of its arguments."""
+    order = epoch_shards(tars, seed, epoch, mode)
+    rng = random.Random(f"{seed}:{epoch}:{stream}")
+    yield from shuffled(stream_samples(order, stream, n_streams), rng, buffer)
 
 
 @dataclass
 class Position:
-    """Where the loader is: epoch and samples consumed from it (by all ranks)."""
+    """Where one stream is: its epoch and the samples it consumed from it."""
 
     epoch: int = 0
     offset: int = 0
 
 
-class ShardStream(torch.utils.data.IterableDataset):
-    """Endless batches for one rank; DataLoader workers take every ``num_workers``-th global batch.
+@dataclass
+class Batch:
+    """One stream's batch of ``batch_size`` decoded samples, with where the stream stands after it."""
 
-    Every worker scans the same seeded stream and decodes only its own batches, and DataLoader
-    returns workers' batches round-robin, so the batch order is the same for any number of workers.
-    Each rank decodes every ``world``-th sample of a global batch; what is left at an epoch's end is
-    dropped and counted, so every rank runs the same number of steps.
+    images: torch.Tensor  # (B, 3, S, S)
+    texts: list[str]
+    keys: list[str]
+    stream: int
+    position: Position
+    read: int  # samples read for this batch, decode failures included
+    decode_errors: int
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Endless full batches of one rank; each DataLoader worker serves one stream of its own shards.
+
+    A rank with ``W`` workers owns streams ``rank * W .. rank * W + W - 1`` of ``world * W``. DataLoader
+    returns workers' batches round-robin; ``rotation`` names the stream worker 0 serves, so a resumed
+    loader continues with the stream that was next. Samples that fail to decode are counted and
+    replaced by the next ones, so every batch of every rank holds exactly ``batch_size`` samples.
     """
 
-    def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1, start: Position | None = None, mode: str = "epoch"):
+    def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int, rank: int = 0,
+                 world: int = 1, workers: int = 0, starts: dict[int, Position] | None = None, rotation: int = 0,
+                 mode: str = "epoch"):
         super().__init__()
-        self.stream = STREAMS[mode]
-        self.tars, self.image_size, self.batch_size = tars, image_size, batch_size
-        self.seed, self.buffer, self.rank, self.world = seed, buffer, rank, world
-        self.start = start or Position()
+        self.tars, self.image_size, self.batch_size, self.seed, self.buffer = tars, image_size, batch_size, seed, buffer
+        self.rank, self.world, self.local = rank, world, max(1, workers)
+        self.starts, self.rotation, self.mode = starts or {}, rotation, mode
 
     def _decode(self, s: dict[str, Any]) -> tuple[torch.Tensor, str, str] | None:
         try:
@@ -134,50 +162,72 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
-        wid, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        global_batch = self.batch_size * self.world
-        epoch, offset, k, remainder = self.start.epoch, self.start.offset, 0, 0
+        wid = info.id if info else 0
+        stream = self.rank * self.local + (wid + self.rotation) % self.local
+        start = self.starts.get(stream, Position())
+        epoch, offset = start.epoch, start.offset
+        pending: list[tuple[torch.Tensor, str, str]] = []
+        read = errors = 0
         while True:
-            pending: list[dict[str, Any]] = []
-            for i, s in enumerate(self.stream(self.tars, self.seed, epoch, self.buffer)):
+            decoded_any = False
+            for i, sample in enumerate(stream_epoch(self.tars, self.seed, epoch, self.buffer, stream,
+                                                    self.world * self.local, self.mode)):
                 if i < offset:
                     continue
-                pending.append(s)
-                if len(pending) < global_batch:
+                item, read = self._decode(sample), read + 1
+                if item is None:
+                    errors += 1
                     continue
-                if k % n_workers == wid:
-                    decoded = [self._decode(x) for x in pending[self.rank::self.world]]
-                    mine = [d for d in decoded if d is not None]
-                    yield Batch(torch.stack([m[0] for m in mine]) if mine else torch.zeros(0, 3, self.image_size, self.image_size),
-                                [m[1] for m in mine], [m[2] for m in mine], epoch, i + 1, global_batch + remainder,
-                                remainder, len(decoded) - len(mine))
-                k, remainder, pending = k + 1, 0, []
-            if offset == 0 and k == 0 and not pending:
-                raise ValueError("the shards hold no samples")
-            remainder += len(pending)
+                decoded_any = True
+                pending.append(item)
+                if len(pending) == self.batch_size:
+                    yield Batch(torch.stack([p[0] for p in pending]), [p[1] for p in pending], [p[2] for p in pending],
+                                stream, Position(epoch, i + 1), read, errors)
+                    pending, read, errors = [], 0, 0
+            if offset == 0 and not decoded_any:
+                raise ValueError(f"loader stream {stream} found no readable sample in a whole epoch: "
+                                 "check the shards, or use fewer processes x workers")
             epoch, offset = epoch + 1, 0
 
 
 class ShardLoader:
-    """A DataLoader over ``ShardStream`` that keeps the counts and the resumable position."""
+    """A DataLoader over ``ShardStream`` that keeps this rank's counts and every stream's resumable position."""
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
                  rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch"):
-        self.args = (tars, image_size, batch_size, seed, buffer, rank, world)
-        self.workers, self.mode = workers, mode
-        self.position = Position()
-        self.samples_read = 0
-        self.remainder_dropped = 0
-        self.decode_errors = 0
+        self.args = (tars, image_size, batch_size, seed, buffer, rank, world, workers)
+        self.rank, self.local, self.workers, self.mode = rank, max(1, workers), workers, mode
+        self.positions: dict[int, Position] = {}
+        self.next_local = 0  # the stream (within this rank) whose batch comes next
+        self.samples_read = self.decode_errors = self.samples_trained = 0
 
     def batches(self) -> Iterator[Batch]:
-        """Batches from the current position on; counters and position follow each batch."""
-        stream = ShardStream(*self.args, start=Position(self.position.epoch, self.position.offset), mode=self.mode)
+        """Batches from the current positions on; counters and positions follow each batch handed out."""
+        stream = ShardStream(*self.args, starts=dict(self.positions), rotation=self.next_local, mode=self.mode)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.workers,
                                              persistent_workers=False, prefetch_factor=2 if self.workers else None)
         for b in loader:
             self.samples_read += b.read
-            self.remainder_dropped += b.remainder
             self.decode_errors += b.decode_errors
-            self.position = Position(b.epoch, b.offset)
+            self.samples_trained += len(b.keys)
+            self.positions[b.stream] = b.position
+            self.next_local = (b.stream - self.rank * self.local + 1) % self.local
             yield b
+
+    def state(self) -> dict[str, Any]:
+        """This rank's part of a checkpoint."""
+        return {"positions": {str(k): [p.epoch, p.offset] for k, p in sorted(self.positions.items())},
+                "next_local": self.next_local, "workers": self.local,
+                "counts": {"read": self.samples_read, "trained": self.samples_trained,
+                           "decode_errors": self.decode_errors}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Resume from ``state()``; the streams must be split as when it was saved."""
+        if state["workers"] != self.local:
+            raise ValueError(f"the checkpoint's data order was split over {state['workers']} loader worker(s) per "
+                             f"process, this run has {self.local}: resume with --workers {state['workers']}")
+        self.positions = {int(k): Position(*v) for k, v in state["positions"].items()}
+        self.next_local = state["next_local"]
+        counts = state["counts"]
+        self.samples_read, self.samples_trained, self.decode_errors = (
+            counts["read"], counts["trained"], counts["decode_errors"])

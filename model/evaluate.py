@@ -13,11 +13,13 @@ from PIL import Image
 
 from webclip import storage
 from webclip.hashing import unit_draw
+from webclip.layout import table_path
 from webclip.model.config import EvalConfig
 from webclip.model.data import iter_tar, preprocess, read_manifest
 from webclip.model.tokenizer import encode_batch
 from webclip.model.train import load_model, pick_device
 from webclip.model.zeroshot import accuracy_report, classifier_weights
+from webclip.parquet import iter_rows, parts
 from webclip.runfolder import StageDir, atomic_write_json, shards_final
 from webclip.stats import Tally
 
@@ -143,6 +145,43 @@ def plot_confusion(confusion: list[list[int]], classnames: list[str], out: Path)
     plt.close(fig)
 
 
+def training_counts(run: Path) -> dict[str, int] | None:
+    """Train samples per query entry (lower-cased entry -> count) from the shards' samples table, if the run has one."""
+    samples, names = table_path(run, "samples"), table_path(run, "query_counts")
+    if not (parts(samples) and parts(names)):
+        return None
+    entry = {r["entry_id"]: r["entry"].lower() for r in iter_rows(parts(names), columns=["entry_id", "entry"])}
+    counts: dict[str, int] = {}
+    for row in iter_rows(parts(samples), columns=["entry_ids", "split"]):
+        if row["split"] == "train":
+            for eid in row["entry_ids"]:
+                counts[entry[eid]] = counts.get(entry[eid], 0) + 1
+    return counts
+
+
+def head_tail_classes(classnames: list[str], counts: dict[str, int], fraction: float) -> tuple[list[str], list[str]]:
+    """Head and tail classes by training pairs per entry (a class's count is its entry's; ties by class order)."""
+    k = max(1, int(len(classnames) * fraction))
+    ranked = sorted(range(len(classnames)), key=lambda i: (-counts.get(classnames[i].lower(), 0), i))
+    return [classnames[i] for i in ranked[:k]], [classnames[i] for i in ranked[-k:]]
+
+
+def head_tail_report(logits: torch.Tensor, y: torch.Tensor, classnames: list[str],
+                     counts: dict[str, int] | None, fraction: float = 1 / 3) -> dict[str, Any]:
+    """Top-1 on the head and tail thirds of the classes by training samples; None without training counts."""
+    if counts is None:
+        return {"top1_head": None, "top1_tail": None, "head_classes": [], "tail_classes": [],
+                "head_tail_rule": "no per-entry training counts in this run (shards/samples, curated/query_counts)"}
+    head, tail = head_tail_classes(classnames, counts, fraction)
+    out: dict[str, Any] = {"head_classes": head, "tail_classes": tail,
+                           "head_tail_rule": f"classes ranked by train samples per entry; top and bottom {fraction:.0%}",
+                           "class_train_samples": {c: counts.get(c.lower(), 0) for c in classnames}}
+    for name, group in (("top1_head", head), ("top1_tail", tail)):
+        members = torch.tensor([classnames[int(label)] in group for label in y])
+        out[name] = logits[members].argmax(1).eq(y[members]).float().mean().item() if members.any() else None
+    return out
+
+
 def run_eval(cfg: EvalConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     """Evaluate a checkpoint and finish ``<run>/eval``."""
     torch.set_num_threads(cfg.threads)
@@ -170,12 +209,8 @@ def run_eval(cfg: EvalConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
     y = torch.tensor(labels)
     logits = feats @ classifier_weights(model, tok, classnames, templates).cpu()
     zs = accuracy_report(logits, y, classnames)
-    k = max(1, len(classnames) // 3)
-    head, tail = torch.tensor([label < k for label in labels]), torch.tensor([label >= len(classnames) - k for label in labels])
-    zs["top1_head"] = logits[head].argmax(1).eq(y[head]).float().mean().item()
-    zs["top1_tail"] = logits[tail].argmax(1).eq(y[tail]).float().mean().item()
+    zs.update(head_tail_report(logits, y, classnames, training_counts(run)))
     zs["chance_top1"] = 1 / len(classnames)
-    zs["head_classes"], zs["tail_classes"] = classnames[:k], classnames[-k:]
     val_tars = []
     final = shards_final(run)
     if storage.exists(storage.join(final, "manifest.json")):

@@ -15,7 +15,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """All ranks' features (world*B, E), differentiable: backward routes each slice's gradient home.
 
     With every rank computing its local rows against all columns, and DDP averaging gradients,
-    the update equals a single process on the global batch (tests/model/test_distributed.py).
+    the update equals a single process on the global batch (tests/model/test_distributed.py, GradCache too).
     """
     if not _distributed():
         return x

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,10 @@ from tqdm import tqdm
 from webclip.config import build
 from webclip.model.clip import CLIP
 from webclip.model.config import ModelConfig, TrainConfig, load_preset
-from webclip.model.data import Position, ShardLoader, iter_tar, read_manifest
-from webclip.model.loss import clip_loss
+from webclip.model.data import Batch, ShardLoader, iter_tar, read_manifest_sizes
+from webclip.model.gradcache import Features, contrastive_backward
 from webclip.model.tokenizer import encode_batch, train_tokenizer
-from webclip.runfolder import StageDir, atomic_write_json, shards_final, stage
+from webclip.runfolder import StageDir, StageIncomplete, atomic_write_json, shards_final, stage
 from webclip.stats import Tally, check_identity
 
 
@@ -148,120 +148,248 @@ def plot_curves(metrics_path: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
-    """Train on ``<run>/shards/final`` and finish ``<run>/train``; resumes from ``checkpoints/last.pt``."""
-    shards = stage(run, "shards")
-    if not shards.done:
-        raise FileNotFoundError(f"no finished shards in {shards.path}: run `webclip shards` first")
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
+@dataclass
+class Session:
+    """Everything one training process holds: model, optimiser, tokenizer, data and where it stands."""
+
+    cfg: TrainConfig
+    mcfg: ModelConfig
+    model: CLIP
+    ddp: torch.nn.Module
+    opt: torch.optim.Optimizer
+    tok: Any
+    loader: ShardLoader
+    device: torch.device
+    rank: int
+    world: int
+    step: int = 0
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world) from torchrun's environment; joins the process group when there are several processes."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    out = out_stage.path
-    ckpt_path = out / "checkpoints" / "last.pt"
-    tars = read_manifest(shards_final(run), "train")
-    mcfg = load_preset(cfg.model)
+    return rank, world
 
+
+def close_distributed(world: int) -> None:
+    """Wait for every process, then leave the group: no process exits while another still talks to it."""
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def check_data(sizes: list[tuple[str, int]], cfg: TrainConfig, world: int) -> list[str]:
+    """The non-empty train tars; a clear error when they cannot fill the batches (rather than a hang)."""
+    if cfg.batch_size % world or (cfg.batch_size // world) % cfg.accum_steps:
+        raise ValueError(f"batch_size {cfg.batch_size} must split evenly over {world} process(es) x "
+                         f"{cfg.accum_steps} micro-batch(es)")
+    total = sum(n for _, n in sizes)
+    streams = world * max(1, cfg.workers)
+    if total < max(cfg.batch_size, streams * (cfg.batch_size // world)):
+        raise ValueError(f"the train shards hold {total} samples, too few for {world} process(es) x "
+                         f"{max(1, cfg.workers)} loader stream(s) of {cfg.batch_size // world}: lower batch_size "
+                         "or workers, or add data")
+    return [url for url, n in sizes if n > 0]
+
+
+def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world: int) -> Session:
+    """Build (or resume from ``ckpt_path``) the model, optimiser, tokenizer and loader."""
+    tars = check_data(read_manifest_sizes(shards_final(run), "train"), cfg, world)
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resume is not None:
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_str(resume["tokenizer"])
-        mcfg = build(ModelConfig, resume["model_config"])
+        tok, mcfg = Tokenizer.from_str(resume["tokenizer"]), build(ModelConfig, resume["model_config"])
     else:
+        mcfg = load_preset(cfg.model)
         captions = (s["txt"].decode("utf-8") for t in tars for s in iter_tar(t))
         tok = train_tokenizer(captions, cfg.tokenizer_vocab or mcfg.vocab_size)
         mcfg.vocab_size = tok.get_vocab_size()
     torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
     model = CLIP(mcfg).to(device)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size, cfg.seed, cfg.shuffle_buffer, rank, world, cfg.workers,
-                         cfg.data_mode)
-    step = 0
-    counts_before = {"read": 0, "trained": 0, "decode_errors": 0}
+    loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size // world, cfg.seed, cfg.shuffle_buffer, rank, world,
+                         cfg.workers, cfg.data_mode)
+    session = Session(cfg, mcfg, model, model, opt, tok, loader, device, rank, world)
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        torch.set_rng_state(resume["rng"])
-        loader.position = Position(**resume["position"])
-        step = resume["step"]
-        counts_before = resume["counts"]
-        loader.remainder_dropped = resume["remainder_dropped"]
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    metrics, keys_log = out / "metrics.jsonl", out / "keys.jsonl"
-    board = tensorboard_writer(out / "tensorboard") if rank == 0 else None
-    if rank == 0:  # a killed run may have logged steps after its last checkpoint: they are redone
-        for log in (metrics, keys_log):
-            truncate_after(log, step)
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0, mininterval=0.5)
-    started, trained = time.monotonic(), 0
-    batches = loader.batches()
+        restore(session, resume)
+    if world > 1:
+        session.ddp = torch.nn.parallel.DistributedDataParallel(model)
+    return session
 
-    def checkpoint() -> None:
-        if rank == 0:
-            save_checkpoint(ckpt_path, {
-                "format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "model_config": asdict(mcfg), "train_config": asdict(cfg), "tokenizer": tok.to_str(),
-                "rng": torch.get_rng_state(), "position": asdict(loader.position),
-                "remainder_dropped": loader.remainder_dropped,
-                "counts": {"read": counts_before["read"] + loader.samples_read,
-                           "trained": counts_before["trained"] + trained,
-                           "decode_errors": counts_before["decode_errors"] + loader.decode_errors}})
 
-    model.train()
-    while step < cfg.steps:
-        if cfg.max_seconds is not None and time.monotonic() - started > cfg.max_seconds:
-            break
-        batch = next(batches)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps)
-        tokens = encode_batch(tok, batch.texts, mcfg.context_length).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            img_f, txt_f, scale = ddp(batch.images.to(device), tokens)
-            loss = clip_loss(img_f.float(), txt_f.float(), scale.float())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        trained += len(batch.keys) * world
-        if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-            with torch.no_grad():
-                acc = (img_f @ txt_f.T).argmax(1).eq(torch.arange(len(img_f), device=device)).float().mean().item()
-            row = {"step": step, "loss": round(loss.item(), 5), "lr": opt.param_groups[0]["lr"],
-                   "temperature": round(1 / scale.item(), 5), "batch_acc": round(acc, 4),
-                   "samples_per_s": round(trained / max(1e-9, time.monotonic() - started), 2),
-                   "epoch": loader.position.epoch}
-            with open(metrics, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if board is not None:
-                for name in ("loss", "lr", "temperature", "samples_per_s", "batch_acc"):
-                    board.add_scalar(f"train/{name}", row[name], step)
-        if cfg.log_keys:
-            append_keys(keys_log, step, batch.keys, rank, world)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if step % cfg.checkpoint_every == 0:
-            checkpoint()
-    checkpoint()
-    bar.close()
-    if board is not None:
-        board.close()
-    elapsed = time.monotonic() - started
-    if rank == 0 and metrics.exists():
-        plot_curves(metrics, out / "curves.png")
-    tally = Tally("samples read", n_in=counts_before["read"] + loader.samples_read,
-                  kept=counts_before["trained"] + trained)
-    tally.drop("train/epoch_remainder", loader.remainder_dropped)
-    tally.drop("train/decode_error", counts_before["decode_errors"] + loader.decode_errors)
+def restore(s: Session, ckpt: dict[str, Any]) -> None:
+    """Continue from a checkpoint: weights, optimiser, RNG, step and this rank's data streams."""
+    loaders = ckpt.get("loaders")
+    if loaders is None:
+        raise CheckpointError("the checkpoint was written by an older trainer and cannot be resumed: "
+                              "train again with --force (its weights still evaluate)")
+    if len(loaders) != s.world:
+        raise ValueError(f"the checkpoint was trained by {len(loaders)} process(es), this run has {s.world}: "
+                         "resume with the same number")
+    s.model.load_state_dict(ckpt["model"])
+    s.opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"])
+    s.loader.load_state(loaders[s.rank])
+    s.step = ckpt["step"]
+
+
+def gather(obj: Any, world: int) -> list[Any]:
+    """``obj`` from every rank, in rank order."""
+    if world == 1:
+        return [obj]
+    out: list[Any] = [None] * world
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def save_session(s: Session, ckpt_path: Path) -> None:
+    """An atomic checkpoint by rank 0, holding every rank's data position (all ranks must call this)."""
+    loaders = gather(s.loader.state(), s.world)
+    if s.rank == 0:
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "model": s.model.state_dict(), "optimizer": s.opt.state_dict(),
+            "step": s.step, "model_config": asdict(s.mcfg), "train_config": asdict(s.cfg), "tokenizer": s.tok.to_str(),
+            "rng": torch.get_rng_state(), "loaders": loaders})
+
+
+def train_step(s: Session, batch: Batch) -> tuple[Features, float]:
+    """One optimiser step on the global batch; returns the loss with its features and the learning rate used."""
+    lr = lr_at(s.step, s.cfg.lr, s.cfg.warmup_steps, s.cfg.steps)
+    for g in s.opt.param_groups:
+        g["lr"] = lr
+    tokens = encode_batch(s.tok, batch.texts, s.mcfg.context_length).to(s.device)
+    s.opt.zero_grad(set_to_none=True)
+    feats = contrastive_backward(s.ddp, batch.images.to(s.device), tokens, s.cfg.accum_steps,
+                                lambda: torch.autocast(s.device.type, dtype=torch.bfloat16,
+                                                       enabled=s.cfg.precision == "bf16"))
+    torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.grad_clip)
+    s.opt.step()
+    s.step += 1
+    return feats, lr
+
+
+def out_of_time(s: Session, started: float) -> bool:
+    """Whether ``max_seconds`` has passed, decided by rank 0 for every rank (so all stop on the same step)."""
+    if s.cfg.max_seconds is None:
+        return False
+    flag = torch.tensor([float(time.monotonic() - started > s.cfg.max_seconds)])
+    if s.world > 1:
+        torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def log_step(s: Session, batch: Batch, feats: Features, lr: float, logs: Logs) -> None:
+    """metrics.jsonl, TensorBoard and keys.jsonl rows for the step just taken."""
+    cfg = s.cfg
+    if s.rank == 0 and (s.step % cfg.log_every == 0 or s.step == cfg.steps):
+        img, txt = feats.image, feats.text
+        acc = (img @ txt.T).argmax(1).eq(torch.arange(len(img), device=img.device)).float().mean().item()
+        row = {"step": s.step, "loss": round(feats.loss.item(), 5), "lr": lr,
+               "temperature": round(1 / feats.scale.item(), 5),
+               "batch_acc": round(acc, 4), "samples_per_s": round(logs.trained(s) / logs.elapsed(), 2)}
+        with open(logs.metrics, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if logs.board is not None:
+            for name in ("loss", "lr", "temperature", "samples_per_s", "batch_acc"):
+                logs.board.add_scalar(f"train/{name}", row[name], s.step)
+    if cfg.log_keys:
+        append_keys(logs.keys, s.step, batch.keys, s.rank, s.world)
+    logs.bar.update(1)
+    logs.bar.set_postfix(loss=f"{feats.loss.item():.3f}", refresh=False)
+
+
+@dataclass
+class Logs:
+    """Where the loop reports: metrics.jsonl, keys.jsonl, TensorBoard, the progress bar and the clock."""
+
+    metrics: Path
+    keys: Path
+    board: Any
+    bar: Any
+    started: float
+    trained_before: int
+
+    def elapsed(self) -> float:
+        """Seconds of training in this process."""
+        return max(1e-9, time.monotonic() - self.started)
+
+    def trained(self, s: Session) -> int:
+        """Samples trained by all ranks in this process's lifetime (rank 0's count times the world size)."""
+        return (s.loader.samples_trained - self.trained_before) * s.world
+
+
+def open_logs(s: Session, out: Path) -> Logs:
+    """Logs for this run; a killed run's rows after its last checkpoint are dropped (those steps are redone)."""
+    metrics, keys = out / "metrics.jsonl", out / "keys.jsonl"
+    if s.rank == 0:
+        for log in (metrics, keys):
+            truncate_after(log, s.step)
+    bar = tqdm(total=s.cfg.steps, initial=s.step, desc="train", unit="step",
+               disable=not s.cfg.progress or s.rank != 0, mininterval=0.5)
+    board = tensorboard_writer(out / "tensorboard") if s.rank == 0 else None
+    return Logs(metrics, keys, board, bar, time.monotonic(), s.loader.samples_trained)
+
+
+def summary(s: Session, logs: Logs, ckpt_path: Path) -> dict[str, Any]:
+    """stats.json: samples read by all ranks, kept (trained) and dropped, with the run's shape."""
+    counts = [c["counts"] for c in gather(s.loader.state(), s.world)]
+    tally = Tally("samples read", n_in=sum(c["read"] for c in counts), kept=sum(c["trained"] for c in counts))
+    tally.drop("train/decode_error", sum(c["decode_errors"] for c in counts))
     stats = tally.as_dict()
-    stats.update({"steps": step, "seconds": round(elapsed, 2), "samples_per_s": round(trained / max(elapsed, 1e-9), 2),
-                  "epochs_started": loader.position.epoch + 1, "checkpoint": str(ckpt_path), "model_config": asdict(mcfg)})
+    epochs = max((p.epoch for p in s.loader.positions.values()), default=0)
+    stats.update({"steps": s.step, "seconds": round(logs.elapsed(), 2),
+                  "samples_per_s": round(logs.trained(s) / logs.elapsed(), 2), "epochs_started": epochs + 1,
+                  "processes": s.world, "checkpoint": str(ckpt_path), "model_config": asdict(s.mcfg)})
     check_identity(stats)
-    if rank == 0:
-        atomic_write_json(out / "train_summary.json", stats)
-        out_stage.finish(stats)
     return stats
+
+
+def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
+    """Train on ``<run>/shards/final`` and finish ``<run>/train``; resumes from ``checkpoints/last.pt``.
+
+    With ``max_seconds`` the run stops early at a checkpoint and the stage stays unfinished (exit 1):
+    rerun the same command to continue.
+    """
+    if not stage(run, "shards").done:
+        raise FileNotFoundError(f"no finished shards in {stage(run, 'shards').path}: run `webclip shards` first")
+    rank, world = init_distributed()
+    try:
+        torch.set_num_threads(cfg.threads)
+        ckpt_path = out_stage.path / "checkpoints" / "last.pt"
+        s = start_session(cfg, run, ckpt_path, rank, world)
+        logs = open_logs(s, out_stage.path)
+        batches = s.loader.batches()
+        s.model.train()
+        while s.step < cfg.steps and not out_of_time(s, logs.started):
+            batch = next(batches)
+            feats, lr = train_step(s, batch)
+            log_step(s, batch, feats, lr, logs)
+            if s.step % cfg.checkpoint_every == 0:
+                save_session(s, ckpt_path)
+        save_session(s, ckpt_path)
+        logs.bar.close()
+        stats = summary(s, logs, ckpt_path)
+        if rank == 0:
+            finish_outputs(s, logs, out_stage, stats)
+    finally:
+        close_distributed(world)
+    if s.step < cfg.steps:
+        raise StageIncomplete(f"stopped after {s.step} of {cfg.steps} steps (max_seconds {cfg.max_seconds}): "
+                              "rerun the same command to continue from the checkpoint")
+    return stats
+
+
+def finish_outputs(s: Session, logs: Logs, out_stage: StageDir, stats: dict[str, Any]) -> None:
+    """Rank 0's closing writes: curves, the summary and, when every step ran, the stage's ``_SUCCESS``."""
+    if logs.board is not None:
+        logs.board.close()
+    if logs.metrics.exists():
+        plot_curves(logs.metrics, out_stage.path / "curves.png")
+    atomic_write_json(out_stage.path / "train_summary.json", stats)
+    if s.step >= s.cfg.steps:
+        out_stage.finish(stats)

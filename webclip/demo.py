@@ -87,7 +87,8 @@ def print_table(summary: dict[str, Any], run: Path) -> None:
             ("train samples/s", summary["train_samples_per_s"]),
             ("zero-shot top-1", f"{summary['zero_shot_top1']:.3f} (chance {summary['chance_top1']:.3f}, "
                                 f"{summary['zero_shot_top1'] / summary['chance_top1']:.1f}x)"),
-            ("zero-shot top-1 head / tail", f"{summary['zero_shot_top1_head']:.3f} / {summary['zero_shot_top1_tail']:.3f}")]
+            ("zero-shot top-1 head / tail", " / ".join("n/a" if summary[k] is None else f"{summary[k]:.3f}"
+                                                        for k in ("zero_shot_top1_head", "zero_shot_top1_tail")))]
     print("\n== webclip demo ==")
     for k, v in rows:
         print(f"  {k:<28} {v}")
