@@ -21,6 +21,7 @@ from webclip.config import build
 from webclip.crawl import crawler as crawler_module
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.crawler import Crawler
+from webclip.layout import table_path
 from webclip.stats import check_identity
 
 
@@ -295,5 +296,5 @@ def test_good_pages_still_make_a_finished_stage(sites, tmp_path) -> None:
         check_identity(block)
     assert stats["pages"]["in"] == stats["links"]["kept"]  # every admitted URL ends as a counted page
     assert stats["links"]["dropped"]["crawl/bad_link"] >= 6
-    rows = pq.read_table(tmp_path / "run" / "candidates" / "part-00000.parquet")
+    rows = pq.read_table(Path(table_path(tmp_path / "run", "candidates")) / "part-00000.parquet")
     assert rows.num_rows == stats["kept"] >= 4

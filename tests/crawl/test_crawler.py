@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
+from webclip.layout import table_path
 from webclip.stats import check_identity
 
 
@@ -29,8 +31,12 @@ def _crawl(run, cfg, *flags: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _data(run) -> Path:
+    return Path(table_path(run, "candidates"))
+
+
 def _rows(run) -> list[tuple]:
-    t = pq.read_table(run / "candidates" / "part-00000.parquet")
+    t = pq.read_table(_data(run) / "part-00000.parquet")
     return sorted(zip(t["uid"].to_pylist(), t["page_url"].to_pylist(), strict=True))
 
 
@@ -86,8 +92,10 @@ def test_sigkill_then_resume_with_other_knobs_keeps_work_and_bytes(served_web, t
     # Resumed with other run-time knobs: the journal is kept, not cleared.
     again = _crawl(tmp_path / "killed", cfg, "--no-progress", "--concurrency", "3", "--per-host-concurrency", "3")
     assert again.wait(timeout=120) == 0, again.stderr.read()
-    for part in sorted((tmp_path / "full" / "candidates").glob("part-*.parquet")):
-        assert (tmp_path / "killed" / "candidates" / part.name).read_bytes() == part.read_bytes()
+    full_parts = sorted(_data(tmp_path / "full").glob("part-*.parquet"))
+    assert full_parts and [p.name for p in sorted(_data(tmp_path / "killed").iterdir())] == [p.name for p in full_parts]
+    for part in full_parts:
+        assert (_data(tmp_path / "killed") / part.name).read_bytes() == part.read_bytes()
     stats = [json.loads((tmp_path / run / "candidates" / "stats.json").read_text()) for run in ("full", "killed")]
     assert stats[0] == stats[1]
     # No page finished before the kill is fetched again; at most the one in flight at the kill is.
@@ -114,7 +122,7 @@ def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
     check_identity(stats)
     check_identity(stats["pages"])
     assert stats["pages"]["dropped"] == {"warc/truncated_record": 1} and stats["files"] == 2
-    rows = [u for p in sorted((run / "candidates").glob("part-*.parquet")) for u in pq.read_table(p)["uid"].to_pylist()]
+    rows = [u for p in sorted(_data(run).glob("part-*.parquet")) for u in pq.read_table(p)["uid"].to_pylist()]
     assert rows == sorted(rows) and len(rows) == stats["kept"]
     # Read as 2 KB byte ranges in parallel: the same parts, byte for byte, and the same accounting.
     split = tmp_path / "cc-split"
@@ -123,8 +131,8 @@ def test_common_crawl_source_runs_as_a_beam_pipeline(tmp_path) -> None:
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((split / "candidates" / "stats.json").read_text()) == stats
-    for part in sorted((run / "candidates").glob("part-*.parquet")):
-        assert (split / "candidates" / part.name).read_bytes() == part.read_bytes()
+    for part in sorted(_data(run).glob("part-*.parquet")):
+        assert (_data(split) / part.name).read_bytes() == part.read_bytes()
 
 
 def test_sitemap_reveals_a_page_no_link_reaches(served_web, tmp_path) -> None:
@@ -167,5 +175,5 @@ def test_robots_crawl_delay_is_honoured_and_legacy_charsets_decoded(tmp_path) ->
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     pairs = [b - a for a, b in zip(times, times[2:], strict=False)]  # one late arrival (load) evens out
     assert len(times) == 6 and min(gaps) >= 0.15 and min(pairs) >= 0.59, gaps
-    alts = pq.read_table(tmp_path / "run" / "candidates" / "part-00000.parquet")["alt"].to_pylist()
+    alts = pq.read_table(_data(tmp_path / "run") / "part-00000.parquet")["alt"].to_pylist()
     assert alts == ["Un éléphant rêve à Noël près du château"] * 5
