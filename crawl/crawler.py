@@ -22,6 +22,7 @@ from webclip.crawl.journal import Entries, Journal, kept_on_replay, read_journal
 from webclip.crawl.sitemaps import SITEMAP_ENTRY, discover_sitemaps, sitemaps_due
 from webclip.crawl.tally import CrawlTally
 from webclip.crawl.urls import Resolver
+from webclip.denylist import Denylist
 from webclip.fetch import Fetcher, is_transient
 from webclip.robots import RobotsCache, xrobots_forbids
 
@@ -206,13 +207,13 @@ class Crawler:
     (``CrawlTally``) stay, so ``run`` hands back the entries as a view that reads the journal again.
     """
 
-    def __init__(self, cfg: CrawlConfig, seeds: list[str], work: Path):
+    def __init__(self, cfg: CrawlConfig, seeds: list[str], work: Path, deny: Denylist | None = None):
         self.cfg = cfg
         self.seeds = seeds
         self.journal_path = work / "journal.jsonl"
         self.fetcher = Fetcher(cfg.fetch_config())
         self.robots = RobotsCache(self.fetcher, cfg.robots_agent) if cfg.respect_robots else None
-        self.frontier = Frontier(cfg, seeds, self.fetcher.pacer)
+        self.frontier = Frontier(cfg, seeds, self.fetcher.pacer, deny)
         self.tally = CrawlTally()
         self.handle = Contained(process_page)
         self.resumed_at = 0  # journal bytes replayed: entries past it are this run's

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.urls import in_scope
 from webclip.dedupe.urls import normalise_url
+from webclip.denylist import Denylist, url_admitted
 from webclip.fetch import HostPacer, host_key
 from webclip.stats import Tally
 
@@ -80,8 +81,9 @@ class Frontier:
     resume continues the journal's admissions, but two fresh crawls may admit different pages.
     """
 
-    def __init__(self, cfg: CrawlConfig, seeds: list[str], pacer: HostPacer | None = None):
+    def __init__(self, cfg: CrawlConfig, seeds: list[str], pacer: HostPacer | None = None, deny: Denylist | None = None):
         self.cfg = cfg
+        self.deny = deny or Denylist()  # the run's denylist: a denied page is never fetched (crawl/denylisted)
         self.seeds = seeds
         self.pacer = PacerView(pacer)
         self.admitted: dict[int, int] = {}  # url_key(normalised URL) -> depth, DONE once finished for good
@@ -108,6 +110,8 @@ class Frontier:
             key = url_key(norm)
             if key in self.admitted:
                 return "duplicate"
+            if not url_admitted(self.deny, norm):
+                return "denylisted"
             if depth > self.cfg.max_depth:
                 return "too_deep"
             if depth > 0 and not in_scope(norm, self.seeds, self.cfg.scope, self.cfg.hosts):

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from webclip import denylist
 from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig, check_seed
 from webclip.crawl.crawler import Crawler
@@ -87,7 +88,7 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     """
     seeds = read_seeds(cfg)
     work = stage.path / "_work"
-    crawler = Crawler(cfg, seeds, work)
+    crawler = Crawler(cfg, seeds, work, denylist.for_run(stage.run))  # denied pages are never fetched
     entries, tally = crawler.run(), crawler.tally
     why = unfinished_reason(tally, cfg)
     if why is not None:

@@ -10,6 +10,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from webclip import denylist
 from webclip.beamio import (
     CountingDoFn,
     DropExampleSink,
@@ -21,11 +22,12 @@ from webclip.beamio import (
     write_atomically,
 )
 from webclip.dedupe.urls import image_url_key
+from webclip.denylist import Denylist
 from webclip.layout import part_name, table_in, table_path
-from webclip.parquet import table_bytes
+from webclip.parquet import iter_rows, table_bytes
 from webclip.pipelines.balance import balance_group, group_thresholds, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
-from webclip.pipelines.filters import filter_reason
+from webclip.pipelines.filters import filter_reason, optout_entries
 from webclip.pipelines.langid import best_language, get_detector
 from webclip.pipelines.match import key_report, load_queries, match_ids, shared_automaton
 from webclip.pipelines.normalise import normalise_caption
@@ -44,12 +46,12 @@ class NormaliseFn(beam.DoFn):
 class FilterFn(CountingDoFn):
     """Drop opt-outs, junk alts and unusable image URLs."""
 
-    def __init__(self, cfg: CurateConfig):
+    def __init__(self, cfg: CurateConfig, deny: Denylist | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.deny = cfg, deny
 
     def process(self, row: dict[str, Any]):
-        reason = filter_reason(row, self.cfg)
+        reason = filter_reason(row, self.cfg, self.deny)
         if reason:
             yield from self.drop(reason, example=row)
         else:
@@ -196,13 +198,13 @@ class Balance(beam.PTransform):
 class Curate(beam.PTransform):
     """Candidates -> curated pairs, pool and per-entry counts, written under ``out``."""
 
-    def __init__(self, cfg: CurateConfig, queries_path: str, out: str):
+    def __init__(self, cfg: CurateConfig, queries_path: str, out: str, deny: Denylist | None = None):
         super().__init__()
-        self.cfg, self.queries_path, self.out = cfg, queries_path, out
+        self.cfg, self.queries_path, self.out, self.deny = cfg, queries_path, out, deny
 
     def expand(self, candidates):
         cfg, sink = self.cfg, DropExampleSink()
-        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> sink.counted(FilterFn(cfg))
+        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> sink.counted(FilterFn(cfg, self.deny))
                 | "Dedupe" >> Dedupe(sink) | "Language" >> sink.counted(LanguageFn(cfg))
                 | "Match" >> sink.counted(MatchFn(self.queries_path, cfg)))
         decided = rows | "Balance" >> Balance(cfg, self.out, sink)
@@ -227,10 +229,11 @@ def read_parquet_rows(path: str):
     yield from pq.read_table(io.BytesIO(data)).to_pylist()
 
 
-def build_pipeline(p: beam.Pipeline, inputs: list[str], cfg: CurateConfig, queries_path: str, out: str) -> None:
+def build_pipeline(p: beam.Pipeline, inputs: list[str], cfg: CurateConfig, queries_path: str, out: str,
+                   deny: Denylist | None = None) -> None:
     """Wire the pipeline onto ``p``."""
     (p | "Inputs" >> beam.Create(inputs) | "Reshuffle" >> beam.Reshuffle()
-     | "Read" >> beam.FlatMap(read_parquet_rows) | "Curate" >> Curate(cfg, queries_path, out))
+     | "Read" >> beam.FlatMap(read_parquet_rows) | "Curate" >> Curate(cfg, queries_path, out, deny))
 
 
 def resolve_queries(cfg: CurateConfig, run: Path) -> str:
@@ -271,7 +274,8 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
     if stale:
         FileSystems.delete(stale)
     with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
-        build_pipeline(p, inputs, cfg, queries_path, out)
+        build_pipeline(p, inputs, cfg, queries_path, out, denylist.for_run(run))
+    denylist.record(run, "optout-curate", optout_entries(iter_rows(inputs, columns=["page_url", "opt_out"])))
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}
     tally = Tally("candidates", n_in=count_rows_any(inputs), kept=count_rows_any(list_parts(table_in(out, "curated"))))

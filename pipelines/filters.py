@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from webclip.dedupe.urls import image_url_key
+from webclip.denylist import REASON as DENYLISTED
+from webclip.denylist import Denylist, Entry, row_denied
 from webclip.pipelines.config import CurateConfig
 
 JUNK_WORDS = {"image", "img", "photo", "picture", "pic", "logo", "spacer", "icon", "thumbnail", "banner",
@@ -53,8 +57,24 @@ def url_reason(row: dict[str, Any], cfg: CurateConfig) -> str | None:
     return None
 
 
-def filter_reason(row: dict[str, Any], cfg: CurateConfig) -> str | None:
-    """The first rule a normalised candidate breaks, or None to keep it."""
+def filter_reason(row: dict[str, Any], cfg: CurateConfig, denylist: Denylist | None = None) -> str | None:
+    """The first rule a normalised candidate breaks, or None to keep it.
+
+    A page's own opt-out comes before the denylist, so the entries that opt-outs add to it never rename the drop
+    of the same candidate on a rerun; everything else the denylist names goes before any other rule.
+    """
     if row.get("opt_out"):
         return "filter/opt_out"
+    if denylist and row_denied(denylist, row):
+        return DENYLISTED
     return url_reason(row, cfg) or alt_reason(row["caption"], cfg)
+
+
+def optout_entries(rows: Iterable[dict[str, Any]]) -> list[Entry]:
+    """Denylist entries for the pages that opted out (robots ``noai``/``noimageindex`` in a meta tag or header).
+
+    The page's own signal covers the images it shows, so the page URL is denied: later crawls do not fetch it
+    and every stage drops its pairs, in this run and (with a shared denylist) in others.
+    """
+    return sorted({Entry("page_url", key, "opt_out/page") for r in rows
+                   if r.get("opt_out") and (key := image_url_key(r["page_url"]))})

@@ -36,7 +36,11 @@ from webclip.shards.config import ShardsConfig
 from webclip.shards.download import (
     check_image,
     download_contained,
+    job_denylist,
     make_resizer,
+    record_optouts,
+    snapshot_denylist,
+    write_attempts,
 )
 from webclip.shards.jobs import write_job_inputs
 from webclip.shards.neardup import duplicate_groups_beam
@@ -171,7 +175,8 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     progress = progress_dir / job if progress_dir else None
     if progress:
         progress.parent.mkdir(parents=True, exist_ok=True)
-    results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg), cfg,
+    deny = job_denylist(jobs_dir)  # never fetched: a pair the run's denylist names (optout/denylisted)
+    results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg, deny), cfg,
                             getattr(fetcher, "pacer", None), (lambda n: _note_progress(progress, n)) if progress else None)
     samples.update((r.sample["key"], r.sample) for r in results if r.sample)
     dropped.update(r.reason for r in results if r.reason)
@@ -187,6 +192,7 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     commit()
     storage.write_bytes(storage.join(jobs_dir, f"{job}.tar"), tar_bytes(kept))
     write_rows(storage.join(jobs_dir, f"{job}.parquet"), [s["json"] for s in kept], SAMPLE_SCHEMA)
+    write_attempts(jobs_dir, job, todo, results, earlier is not None)  # every pair tried, as img2dataset keeps
     commit()  # once more right before the marker: the tar and Parquet alone never make a job done
     storage.write_json(stats_path, stats)
     return job
@@ -396,7 +402,9 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
 
     jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
     lap("split_jobs")
+    snapshot_denylist(run, jobs_dir)
     job_stats = download_jobs(cfg, jobs_dir, jobs, progress_dir)
+    record_optouts(run, jobs_dir, jobs)  # X-Robots-Tag opt-outs join the run's denylist
     lap("download")
     tally = Tally("curated pairs", n_in=count_rows(curated_parts))
     for js in job_stats:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webclip import denylist
 from webclip.config import build, to_dict
 from webclip.hashing import unit_draw
 from webclip.layout import part_name, table_in, table_path
@@ -145,7 +146,7 @@ def compare(runs: dict[str, list[dict[str, Any]]], confidence: float) -> dict[st
 def unbalanced_sample(run: Path, seed: int) -> list[dict[str, Any]]:
     """As many pool rows (matched, before balancing) as the curated set holds, chosen by hash with ``seed``."""
     n = count_rows(parts(table_path(run, "curated")))
-    pool = list(iter_rows(parts(table_path(run, "pool"))))
+    pool = list(denylist.drop_denied(iter_rows(parts(table_path(run, "pool"))), denylist.for_run(run)))
     pool.sort(key=lambda r: (unit_draw(seed, f"ablation:{r['uid']}"), r["uid"]))
     return [{k: v for k, v in r.items() if k != "kept"} for r in pool[:n]]
 
@@ -200,6 +201,8 @@ def prepare_trial(run: Path, arm: str, seed: int, config_file: dict[str, Any], f
 
     trial = run / "ablation" / f"{arm}-seed{seed}"
     _link(run / "sampleweb", trial / "sampleweb")
+    denylist.folder(run).mkdir(parents=True, exist_ok=True)  # the trial's downloads honour the run's denylist
+    _link(denylist.folder(run), denylist.folder(trial))
     if arm == "balanced":
         _link(run / "shards", trial / "shards")
         return trial

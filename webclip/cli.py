@@ -21,13 +21,13 @@ from webclip.config import (
     runtime_fields,
     to_dict,
 )
+from webclip.denylist import set_shared
 from webclip.runfolder import STAGES as STAGE_FOLDERS
 from webclip.runfolder import (
     StageConflict,
     StageDir,
     StageIncomplete,
     input_fingerprints,
-    shards_final,
 )
 
 
@@ -92,6 +92,7 @@ def run_stage(name: str, run: Path, config_file: dict[str, Any], cfg: Any, force
 
     spec = STAGES[name]
     stage = StageDir(run, spec.folder)
+    set_shared(run, config_file.get("denylist"))  # the config file's "denylist": shared files every stage honours
     if not stage.prepare(to_dict(cfg), force=force, inputs=input_fingerprints(run, spec.inputs),
                          runtime=runtime_fields(type(cfg))):
         print(f"{name}: already done with this config ({stage.path}); --force redoes it")
@@ -218,18 +219,22 @@ def cmd_takedown(argv: list[str]) -> int:
     """``webclip takedown --run DIR --urls FILE``."""
     p = argparse.ArgumentParser(prog="webclip takedown", description=OTHER["takedown"])
     common_flags(p)
-    p.add_argument("--urls", required=True, help="file with one image URL, page URL or domain per line")
+    p.add_argument("--urls", required=True, help="file with one image URL, page URL, domain or image sha256 per line "
+                                                 "(or 'image_url|page_url|domain|sha256 VALUE'); '#' starts a comment")
     args = p.parse_args(argv)
-    shards = StageDir(Path(args.run), "shards")
-    if not shards.done:
-        return fail(f"no finished shards in {shards.path}")
+    run = Path(args.run)
+    if not run.is_dir():
+        return fail(f"run folder not found: {run}")
     if not Path(args.urls).is_file():
         return fail(f"takedown list not found: {args.urls}")
+    from webclip import denylist
     from webclip.shards.takedown import apply_takedown
 
-    record = apply_takedown(shards.path, Path(args.urls).read_text().splitlines(), shards_final(Path(args.run)))
+    denylist.set_shared(run, load_file(args.config).get("denylist"))
+    record = apply_takedown(run, Path(args.urls).read_text().splitlines())
     print(f"takedown: removed {record['removed']} samples ({record['reasons']}), rewrote "
-          f"{len(record['shards_rewritten'])} shards; recorded in {shards.path / 'takedowns.jsonl'}")
+          f"{len(record['shards_rewritten'])} shards, {record['pool_rows_removed']} pool rows; denylist in "
+          f"{denylist.folder(run)}; recorded in {run / 'shards' / 'takedowns.jsonl'}")
     return 0
 
 

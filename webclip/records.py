@@ -77,6 +77,32 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("original_height", pa.int32(), nullable=False),
         pa.field("sha256", pa.string(), nullable=False),
         pa.field("phash", pa.string(), nullable=False),
+        # img2dataset's names: the image URL again, "success", null, and the EXIF tags as a JSON string
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_message", pa.string()),
+        pa.field("exif", pa.string()),
+    ]
+)
+
+# One row per pair a download job attempted, as img2dataset's per-shard Parquet: the outcome of its last try.
+# status: "success", "failed_to_download", "failed_to_resize", or a policy drop's reason (download/opt_out,
+# download/robots_disallowed, optout/denylisted); error_message: the drop reason (null on success).
+ATTEMPT_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("page_url", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_message", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("original_width", pa.int32()),
+        pa.field("original_height", pa.int32()),
+        pa.field("exif", pa.string()),
+        pa.field("sha256", pa.string()),
     ]
 )
 
