@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,34 @@ class DropExamples:
         """``{reason: [examples by rank]}``, the JSON form of ``drop_examples.json``."""
         return {reason: [kept[r] for r in sorted(kept)] for reason, kept in sorted(self.by_reason.items())}
 
+    @classmethod
+    def from_dict(cls, examples: dict[str, list[dict[str, Any]]], k: int = EXAMPLES_PER_REASON,
+                  skip: Collection[str] = ()) -> DropExamples:
+        """Examples read back from ``as_dict``, leaving out those whose ``uid`` is in ``skip``."""
+        out = cls(k)
+        for reason, items in examples.items():
+            for example in items:
+                if example.get("uid") not in skip:
+                    out.add(reason, example)
+        return out
+
 
 def drop_examples_record(examples: DropExamples, unit: str) -> dict[str, Any]:
     """The ``drop_examples.json`` document: the rule, the unit and the examples per reason."""
     return {"unit": unit, "k": examples.k, "rule": "per reason, the k smallest sha256 of the example's canonical JSON",
             "examples": examples.as_dict()}
+
+
+def duplicate_group_sample(groups: dict[str, tuple[str, str]], k: int = 20, members: int = 8) -> dict[str, Any]:
+    """The ``k`` duplicate groups whose kept uid has the smallest sha256, each with up to ``members`` dropped
+    members (smallest uids first); ``groups`` maps each dropped uid to (kept uid, reason)."""
+    by_kept: dict[str, list[dict[str, str]]] = {}
+    for uid, (kept, reason) in groups.items():
+        by_kept.setdefault(kept, []).append({"uid": uid, "reason": reason})
+    chosen = sorted(by_kept, key=sha256_hex)[:k]
+    return {"k": k, "rule": "the k groups whose kept uid has the smallest sha256", "total_groups": len(by_kept),
+            "groups": [{"kept": kept, "size": 1 + len(by_kept[kept]),
+                        "members": sorted(by_kept[kept], key=lambda m: m["uid"])[:members]} for kept in chosen]}
 
 
 @dataclass
