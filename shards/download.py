@@ -261,3 +261,14 @@ def record_optouts(run: str | Path, jobs_dir: str, jobs: list[str]) -> int:
     """Add the images the jobs found opted out to the run's denylist (``optout-shards.jsonl``); the new ones."""
     paths = [p for j in jobs if storage.exists(p := attempts_path(jobs_dir, j))]
     return denylist.record(run, "optout-shards", optout_entries(list(iter_rows(paths, columns=["url", "error_message"]))))
+
+
+def denied_in_jobs(jobs_dir: str, jobs: list[str]) -> dict[str, str]:
+    """uid -> ``optout/denylisted`` of the job samples the denylist names now: downloaded before it named them
+    (a finished job kept by a resumed stage), they never reach the final shards."""
+    deny = job_denylist(jobs_dir)
+    if not deny:
+        return {}
+    rows = iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs],
+                     columns=["uid", "image_url", "page_url", "sha256"])
+    return {r["uid"]: denylist.REASON for r in rows if denylist.row_denied(deny, r)}

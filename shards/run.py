@@ -35,6 +35,7 @@ from webclip.shards.card import write_card
 from webclip.shards.config import ShardsConfig
 from webclip.shards.download import (
     check_image,
+    denied_in_jobs,
     download_contained,
     job_denylist,
     make_resizer,
@@ -413,7 +414,8 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     transient = sum((Counter(js.get("transient", {})) for js in job_stats), Counter())
     check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
     meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
-    drop = duplicate_drops(meta, cfg)
+    denied = denied_in_jobs(jobs_dir, jobs)  # kept by jobs finished before the denylist named them
+    drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg) | denied
     lap("dedupe")
     overlaps, indexed = eval_overlap_drops([m for m in meta if m["uid"] not in drop], cfg, run)
     drop.update(overlaps)
@@ -423,6 +425,8 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
     n_train = sum(split_of(m["uid"], cfg) == "train" for m in meta if m["uid"] not in drop)
+    for folder in (final, samples_table):  # an earlier try's tars past the new count would stay readable by glob
+        storage.remove_tree(folder)
     manifest = write_final(samples, drop, final, cfg, samples_table, train_shard_size(n_train, cfg))
     lap("reshard")
     tally.kept = count_rows(parts(samples_table))

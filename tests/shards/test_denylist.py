@@ -281,3 +281,20 @@ def test_a_takedown_killed_midway_finishes_on_the_next_call_with_the_same_result
     first = json.loads((killed / "shards" / "takedowns.jsonl").read_text().splitlines()[-2])
     assert first["removed"] == 12 and first["request"] == json.loads(
         (clean / "shards" / "takedowns.jsonl").read_text().splitlines()[-1])["request"]
+
+
+def test_a_resumed_stage_keeps_no_sample_the_denylist_named_since(sharded, hosts, tmp_path) -> None:
+    """Jobs finished before an entry was added are kept on resume; their denied samples never reach final/."""
+    src, cfg, urls, _ = sharded
+    run = tmp_path / "run"
+    shutil.copytree(src, run, symlinks=True)
+    (run / "shards" / "_SUCCESS").unlink()  # a stage killed after its jobs finished
+    denylist.record(run, "takedown-manual", parse_lines([urls[3], "127.0.0.92"]))
+    started = time.time()
+    r = webclip("shards", "--run", str(run), "--config", str(cfg))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not [path for server, _ in hosts for t, path in server.log if t >= started]  # every job was finished
+    denied = {candidate_uid(u, f"a test picture number {i}") for i, u in enumerate(urls) if i == 3 or "127.0.0.92" in u}
+    assert not denied & (uids_in(run)["final"] | uids_in(run)["samples"])
+    stats = json.loads((run / "shards" / "stats.json").read_text())
+    assert stats["dropped"][denylist.REASON] == 11 and stats["in"] == stats["kept"] + sum(stats["dropped"].values())
