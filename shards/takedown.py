@@ -207,6 +207,28 @@ def purge_pool(plan: dict[str, Any]) -> int:
     return n
 
 
+def scrub(doc: Any, deny: denylist.Denylist) -> Any:
+    """A JSON document without the records (dicts in its lists: drop examples) that the denylist names."""
+    if isinstance(doc, list):
+        return [scrub(x, deny) for x in doc if not (isinstance(x, dict) and denylist.row_denied(deny, x))]
+    if isinstance(doc, dict):
+        return {k: scrub(v, deny) for k, v in doc.items()}
+    return doc
+
+
+def scrub_examples(run: Path, deny: denylist.Denylist) -> None:
+    """Remove denied items from every stage's ``drop_examples.json`` (what the explorer shows) and the jobs' stats."""
+    files = [str(p) for r in shards_runs(run) for p in r.glob("*/drop_examples.json")]
+    for r in shards_runs(run):
+        if (r / "shards" / "stats.json").exists():
+            files += storage.glob(jobs_in(stage_base(r, "shards")), "*_stats.json")
+    for path in files:
+        doc = storage.read_json(path)
+        clean = scrub(doc, deny)
+        if clean != doc:
+            storage.write_json(path, clean)
+
+
 def finish_shards(plan: dict[str, Any]) -> None:
     """Purge one run's shards and write its stats from the plan."""
     purge_jobs(plan)
@@ -227,6 +249,7 @@ def carry_out(run: Path, plan: dict[str, Any]) -> dict[str, Any]:
     for part in plan["shards"]:
         finish_shards(part)
     pool_rows = purge_pool(plan["pool"]) if plan["pool"] else 0
+    scrub_examples(run, denylist.for_run(run))
     own = [part["final"] for part in plan["shards"] if part["run"] == str(run)]
     removed = {uid: reason for final in own for uid, (reason, _) in final.items()}
     record = {"id": plan["id"], "time": plan["time"], "request": plan["request"], "removed": len(removed),

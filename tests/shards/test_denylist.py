@@ -201,6 +201,9 @@ def test_takedown_purges_everything_and_nothing_brings_it_back(sharded, hosts, t
     before = json.loads((run / "shards" / "stats.json").read_text())
     req, denied = request(tmp_path, urls)
     assert denied <= uids_in(run)["final"] | uids_in(run)["jobs"] and len(denied) == 12
+    examples = {"unit": "candidates", "examples": {"lang/not_kept": [{"image_url": urls[0], "page_url": "http://example.com/"},
+                                                                     {"image_url": urls[2], "page_url": "http://example.com/"}]}}
+    atomic_write_json(run / "curated" / "drop_examples.json", examples)  # what the explorer shows
     r = webclip("takedown", "--run", str(run), "--urls", str(req))
     assert r.returncode == 0, r.stderr[-3000:]
     held = uids_in(run)
@@ -213,6 +216,8 @@ def test_takedown_purges_everything_and_nothing_brings_it_back(sharded, hosts, t
     record = json.loads((run / "shards" / "takedowns.jsonl").read_text().splitlines()[-1])
     assert record["removed"] == 12 and record["pool_rows_removed"] == 12
     assert not (run / "shards" / "_takedown.json").exists()
+    shown = json.loads((run / "curated" / "drop_examples.json").read_text())["examples"]["lang/not_kept"]
+    assert [e["image_url"] for e in shown] == [urls[2]]
     r = webclip("shards", "--run", str(run), "--config", str(cfg))  # the purged stage is still the curation's
     assert r.returncode == 0 and "already done" in r.stdout, r.stdout + r.stderr[-2000:]
 
