@@ -128,12 +128,16 @@ def collapse_ws(text: str) -> str:
     return " ".join(text.split())
 
 
+_DIMENSION = re.compile(r"[\t\n\f\r ]*([0-9]{1,6})")
+
+
 def _int_attr(v: str | None) -> int | None:
+    """A declared width/height by HTML's rules for dimension values: ASCII whitespace, then ASCII digits only."""
     if not v:
         return None
-    if v.isdecimal() and len(v) <= 6:
+    if v.isascii() and v.isdigit() and len(v) <= 6:
         return int(v)
-    m = re.match(r"\s*(\d{1,6})", v or "")
+    m = _DIMENSION.match(v)
     return int(m.group(1)) if m else None
 
 

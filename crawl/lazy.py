@@ -32,21 +32,23 @@ LAZY_URL_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "da
 SRCSET_ATTRS = ("srcset", "data-srcset", "data-lazy-srcset")
 TINY_SIDE = 2
 
-_ANY_EXT = r"\.(?:gif|png|svg|jpe?g|webp)"
-_FLAT_EXT = r"\.(?:gif|png|svg)"  # the weak words name a placeholder only in these, never in a photo format
+_ANY_EXT = ("gif", "png", "svg", "jpg", "jpeg", "webp")
+_FLAT_EXT = ("gif", "png", "svg")  # the weak words name a placeholder only in these, never in a photo format
 _STRONG = "placeholder|preloader|spacer|1x1|transparent"
 _WEAK = "blank|clear|cleardot|pixel|trans|gr[ae]y|empty|dot|loading|loader|lazy|lazyload|holder"
-_PLACEHOLDER_NAME = re.compile(
-    f"(?:{_STRONG})[\\w.-]*{_ANY_EXT}|[\\w.-]*[-_](?:{_STRONG}){_ANY_EXT}"
-    f"|(?:{_WEAK})(?:[-_.][\\w.-]*)?{_FLAT_EXT}|[\\w.-]*[-_](?:lazy|loading|loader|holder|blank){_FLAT_EXT}")
-
-
+_STRONG_WORDS = frozenset(_STRONG.split("|"))
+_WEAK_WORDS = frozenset(w.replace("gr[ae]y", "grey") for w in _WEAK.split("|")) | {"gray"}
+# Words that qualify a placeholder without naming a subject: sizes, colours, shapes, "image", "big".
+_QUALIFIERS = frozenset(["white", "black", "bg", "horizontal", "vertical", "square", "wide", "tall", "image", "img", "big", "small", "default", "native", "light", "dark"])
+_NAME_TOKEN = re.compile(r"[-_.]")
+_CODE = re.compile(r"[a-z]{0,8}[0-9][a-z0-9]*|[a-z]{1,2}")  # digits, hashes, sizes (14x9), theme codes, 'nn', 'ad'
 def hinted(name: str) -> bool:
     """Whether a file name holds a word that every word of ``_STRONG`` and ``_WEAK`` holds (a test checks it);
     string searches, twice as fast as one regex search here."""
     return ("load" in name or "lazy" in name or "holder" in name or "spacer" in name or "1x1" in name
             or "trans" in name or "blank" in name or "clear" in name or "gray" in name or "grey" in name
             or "empty" in name or "dot" in name or "pixel" in name)
+_SRCSET_SHAPED = re.compile(r"[\t\n\f\r ][0-9.]+[wxh](?:[\t\n\f\r ]*,|[\t\n\f\r ]*$)")
 # Browser aliases of types Pillow registers under another name.
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
                  "image/apng": "image/png", "image/vnd.microsoft.icon": "image/x-icon"}
@@ -56,7 +58,9 @@ def lazy_url(value: str | None) -> str | None:
     """The URL in a lazy attribute's value (a JSON object gives its ``default``, or the ``src`` in it)."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip(" \t\n\f\r")
+    if value[:1] == "#" or _SRCSET_SHAPED.search(value):
+        return None  # a fragment names the page itself; a srcset in a URL attribute names no one image
     if value[:1] in "{[":
         try:
             data = json.loads(value)
@@ -77,7 +81,35 @@ def is_placeholder(url: str) -> bool:
     name = path[path.rfind("/") + 1:].lower()
     if not hinted(name):  # most names hold none of the words: decided without more work
         return False
-    return _PLACEHOLDER_NAME.fullmatch(name.split("#", 1)[0]) is not None
+    return placeholder_name(name.split("#", 1)[0])
+
+
+def _word_kind(token: str) -> int:
+    """2 for a strong placeholder word (alone or with a qualifier glued on: 'preloaderbig'), 1 for a weak one,
+    0 for a qualifier or a code, -1 for a word that names something (so the file is a real image)."""
+    if token in _STRONG_WORDS:
+        return 2
+    if token in _WEAK_WORDS:
+        return 1
+    if token in _QUALIFIERS or _CODE.fullmatch(token):
+        return 0
+    for word in _STRONG_WORDS:
+        if token.startswith(word) and _word_kind(token[len(word):]) >= 0:
+            return 2
+    return -1
+
+
+def placeholder_name(name: str) -> bool:
+    """Whether a file name is a placeholder's: every word of its stem is a placeholder word, a qualifier (size,
+    colour, shape) or a code, and one is a placeholder word (a weak one only in a flat format). A word naming a
+    subject makes it a real image: 'acme-logo-transparent.png', 'grey-heron.png', 'phone-holder.png'."""
+    stem, _, ext = name.rpartition(".")
+    if ext not in _ANY_EXT or not stem:
+        return False
+    kinds = [_word_kind(t) for t in _NAME_TOKEN.split(stem) if t]
+    if not kinds or min(kinds) < 0:
+        return False
+    return max(kinds) == 2 or (max(kinds) == 1 and ext in _FLAT_EXT)
 
 
 def tiny_declared(width: int | None, height: int | None) -> bool:

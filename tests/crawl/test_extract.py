@@ -430,7 +430,8 @@ def test_robots_meta_is_read_by_attributes() -> None:
 def test_odd_declared_sizes_do_not_break_extraction() -> None:
     html = '<img src=/a.jpg alt=a width="²" height="٣٠"><img src=/b.jpg alt=b width="1234567">'
     cands = extract(html, "http://e.com/")[0]
-    assert [(c.width, c.height) for c in cands] == [(None, 30), (123456, None)]
+    # HTML's rules for dimension values read ASCII digits only: '٣٠' (Arabic-Indic 30) declares no size
+    assert [(c.width, c.height) for c in cands] == [(None, None), (123456, None)]
 
 
 # X-Robots-Tag by its grammar: "<agent>:" scopes the directives after it on that header line (lines joined by

@@ -149,27 +149,17 @@ def test_template_contents_are_not_images_of_the_page() -> None:
 
 # --- lazy attributes and placeholders ---
 
-@pytest.mark.xfail(strict=True, reason="a lazy attribute value that cannot name an image (fragment-only '#', which "
-                                       "resolves to the page itself; a srcset-shaped value with spaces) beats a real "
-                                       "src; fix in crawl/extract.py (direct_image_url) or crawl/lazy.py (lazy_url)")
 @pytest.mark.parametrize("value", ["#", "a.jpg 1x, b.jpg 2x"])
 def test_unusable_lazy_value_does_not_hide_the_src(value: str) -> None:
     assert pairs(f'<img src="real.jpg" data-src="{value}" alt="x">')[0][0] == "http://e.com/d/real.jpg"
 
 
-@pytest.mark.xfail(strict=True, reason="placeholder name words match real images: logos '*-transparent.png', square "
-                                       "crops '*-1x1.jpg', 'grey-heron.png', 'phone-holder.png', "
-                                       "'dot-matrix-printer.png' are dropped as extract/placeholder; "
-                                       "fix in crawl/lazy.py (_PLACEHOLDER_NAME)")
 @pytest.mark.parametrize("name", ["acme-logo-transparent.png", "portrait-1x1.jpg", "grey-heron.png",
                                   "phone-holder.png", "dot-matrix-printer.png", "transparent-glass-vase.jpg"])
 def test_real_image_names_are_not_placeholders(name: str) -> None:
     assert not is_placeholder(f"https://cdn.example/img/{name}")
 
 
-@pytest.mark.xfail(strict=True, reason="width/height are read with Unicode digits ('\u0661' is 1), so a non-ASCII "
-                                       "digit makes a real image 'tiny' and drops it; HTML's integer rules read ASCII "
-                                       "digits only; fix in crawl/extract.py (_int_attr)")
 def test_non_ascii_digits_are_not_a_declared_size() -> None:
     assert pairs('<img src="real.jpg" width="\u0661" alt="x">') == [("http://e.com/d/real.jpg", "x", None)]
 
