@@ -163,3 +163,16 @@ def test_a_run_folder_from_webclip_0_1_is_refused_in_one_line(tmp_path: Path) ->
     [line] = r.stderr.strip().splitlines()
     assert "webclip < 0.2" in line and "--force" in line and "candidates" in line
     assert not (old / "curated").exists()
+
+
+def test_every_webclip_0_1_table_file_is_recognised_and_the_current_layout_has_none(run: Path, tmp_path: Path) -> None:
+    from webclip.layout import old_layout_files
+
+    for stage in ("candidates", "curated", "shards"):
+        assert old_layout_files(run / stage) == [], stage
+    for name in ("part-00003.parquet", "query_counts.parquet", "final/00000.tar", "final/val-00000.tar",
+                 "final/samples.parquet"):
+        folder = tmp_path / name.replace("/", "_")
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"")
+        assert old_layout_files(folder) == [str(folder / name)], name
