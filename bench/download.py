@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from webclip.hashing import candidate_uid
+from webclip.layout import part_name, table_path
 from webclip.parquet import write_rows
 from webclip.records import CURATED_SCHEMA
 from webclip.runfolder import StageDir
@@ -91,7 +92,7 @@ def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
         rows = [{"uid": candidate_uid(u, f"picture {i}"), "image_url": u, "alt": f"picture {i}", "page_url": "http://x/",
                  "page_lang": "en", "width": None, "height": None, "srcset_url": None, "source": "crawl", "opt_out": False,
                  "caption": f"picture {i}", "lang": "en", "entry_ids": [0], "keep_prob": 1.0} for i, u in enumerate(urls)]
-        write_rows(run / "curated" / "part-00000.parquet", rows, CURATED_SCHEMA)
+        write_rows(Path(table_path(run, "curated")) / part_name(0), rows, CURATED_SCHEMA)
         StageDir(run, "curated").finish({"in": n_urls, "kept": n_urls, "dropped": {}})
         cfg = {"shards": {"image_size": 64, "allow_private": ["127.0.0.0/8"], "per_host_delay": 0.0,
                           "per_host_concurrency": threads, "threads": threads, "direct_num_workers": processes,
