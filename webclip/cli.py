@@ -61,7 +61,8 @@ STAGES: dict[str, StageSpec] = {
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
          "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
          "ablation": "train on balanced vs unbalanced curation (ablation.seeds seeds per arm, 95 % intervals) and compare head/tail zero-shot",
-         "demo": "run every stage on the sample web and print a summary"}
+         "demo": "run every stage on the sample web and print a summary",
+         "explore": "browse a run in a local read-only web page (funnel, drop examples, entries, samples, eval)"}
 
 
 def _load(ref: str) -> Any:
@@ -238,8 +239,32 @@ def cmd_takedown(argv: list[str]) -> int:
     return 0
 
 
+def cmd_explore(argv: list[str]) -> int:
+    """``webclip explore --run DIR [--port P] [--host H]``: serve the explorer until Ctrl-C."""
+    from webclip.explore.server import DEFAULT_PORT, start
+
+    p = argparse.ArgumentParser(prog="webclip explore", description=OTHER["explore"])
+    p.add_argument("--run", required=True, help="run folder, e.g. runs/demo")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = p.parse_args(argv)
+    try:
+        server = start(args.run, args.port, args.host, args.verbose)
+    except OSError as e:
+        return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+    print(f"explore: serving {args.run} at {server.url} (read-only; Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web, "status": cmd_status, "demo": cmd_demo,
-                                                    "takedown": cmd_takedown, "ablation": cmd_ablation}
+                                                    "takedown": cmd_takedown, "ablation": cmd_ablation,
+                                                    "explore": cmd_explore}
 
 
 def main(argv: list[str] | None = None) -> int:

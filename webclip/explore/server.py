@@ -101,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         try:
+            if url.path == "/favicon.ico":  # the page has none; answer before the browser logs a 404
+                return self.send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             if url.path in ("/", "/index.html"):
                 return self.send(HTTPStatus.OK, page(), "text/html; charset=utf-8")
             if url.path in JSON_ROUTES:
