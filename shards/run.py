@@ -47,7 +47,7 @@ from webclip.shards.jobs import write_job_inputs
 from webclip.shards.neardup import duplicate_groups_beam
 from webclip.shards.pool import download_rows
 from webclip.shards.tarwrite import read_tar, tar_bytes
-from webclip.stats import Tally, check_identity
+from webclip.stats import DropExamples, Tally, check_identity, duplicate_group_sample
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 _WATCHED: set[tuple[int, str | None]] = set()  # launchers this process already watches: one watchdog thread each
@@ -182,11 +182,16 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     samples.update((r.sample["key"], r.sample) for r in results if r.sample)
     dropped.update(r.reason for r in results if r.reason)
     transient = Counter(r.reason for r in results if is_transient(r.reason))
+    examples = DropExamples.from_dict((earlier or {}).get("drop_examples", {}), skip=retry or ())
+    for r in results:
+        if r.reason:
+            examples.add(r.reason, {"uid": r.uid, "error": r.error} if r.error else {"uid": r.uid})
     kept = [samples[k] for k in sorted(samples)]
     stats = {"job": job, "in": len(rows), "kept": len(kept), "dropped": dict(sorted(dropped.items())),
              "transient": dict(sorted(transient.items())),
              "retry": sorted(r.uid for r in results if is_transient(r.reason)),
              "errors": [{"uid": r.uid, "error": r.error} for r in results if r.error][:3],  # examples of download/error
+             "drop_examples": examples.as_dict(),
              "seconds": round(time.monotonic() - started + (earlier or {}).get("seconds", 0), 3)}
     check_identity(stats)
     commit = before_commit or (lambda: None)
@@ -267,13 +272,15 @@ def eval_index(folders: list[str], threshold: int) -> HashIndex:
     return index
 
 
-def duplicate_drops(meta: list[dict[str, Any]], cfg: ShardsConfig) -> dict[str, str]:
+def duplicate_drops(meta: list[dict[str, Any]], cfg: ShardsConfig, record: str | None = None) -> dict[str, str]:
     """uid -> drop reason of every exact or near duplicate among the downloaded images (on Beam when many)."""
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
     if len(items) >= cfg.dedupe_on_beam_from:
         groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
     else:  # small sets: the same functions in-process beat a pipeline's start-up
         groups = duplicate_groups(items, cfg.phash_threshold)
+    if record:  # a deterministic sample of the groups, for webclip explore
+        storage.write_json(record, duplicate_group_sample(groups))
     return {uid: reason for uid, (_, reason) in groups.items()}
 
 
@@ -411,16 +418,18 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     for js in job_stats:
         for reason, n in js["dropped"].items():
             tally.drop(reason, n)
+        tally.examples.merge(DropExamples.from_dict(js.get("drop_examples", {})))
     transient = sum((Counter(js.get("transient", {})) for js in job_stats), Counter())
     check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
     meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
     denied = denied_in_jobs(jobs_dir, jobs)  # kept by jobs finished before the denylist named them
-    drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg) | denied
+    drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg,
+                           record=str(out_stage.path / "duplicate_groups.json")) | denied
     lap("dedupe")
     overlaps, indexed = eval_overlap_drops([m for m in meta if m["uid"] not in drop], cfg, run)
     drop.update(overlaps)
-    for reason in drop.values():
-        tally.drop(reason)
+    for uid, reason in drop.items():
+        tally.drop(reason, example={"uid": uid})
     lap("decontaminate")
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
@@ -446,5 +455,6 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
         stats["final_path"] = final  # where train and eval find the shards (see runfolder.shards_final)
     check_identity(stats)
     write_card(run, stats, manifest, final, samples_table)
+    storage.write_json(str(out_stage.path / "drop_examples.json"), tally.examples_record())
     out_stage.finish(stats)
     return stats
