@@ -251,6 +251,8 @@ def cmd_explore(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         server = start(args.run, args.port, args.host, args.verbose)
+    except FileNotFoundError:
+        raise  # no such run: main's one-line error
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
     print(f"explore: serving {args.run} at {server.url} (read-only; Ctrl-C stops)", flush=True)

@@ -284,6 +284,15 @@ def test_page_in_headless_chromium(run: Path, server: str, tmp_path: Path) -> No
             [urls[u] for u in sorted(c.get_attribute("data-uid") for c in cards)]
         wait.until(lambda d: (tmp_path / "takedown.txt").exists())
         assert (tmp_path / "takedown.txt").read_text() == text  # the download is the list shown
+        # Duplicate groups side by side: the kept image first, then the members dropped for it.
+        driver.find_element(By.CSS_SELECTOR, 'nav button[data-tab="dups"]').click()
+        groups = json.loads((run / "shards" / "duplicate_groups.json").read_text())["groups"]
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#dups .group")) == len(groups))
+        first = driver.find_elements(By.CSS_SELECTOR, "#dups .group")[0].find_elements(By.CSS_SELECTOR, ".card")
+        assert [c.get_attribute("data-uid") for c in first] == [groups[0]["kept"], *(m["uid"] for m in groups[0]["members"])]
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#dups img')].every(i => i.complete && i.naturalWidth > 0)"))
+        driver.save_screenshot(str(tmp_path / "explore-duplicates.png"))
         # Evaluation: per-class rows, confusion matrix, curves.
         driver.find_element(By.CSS_SELECTOR, 'nav button[data-tab="eval"]').click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#curves svg.curve")))
@@ -300,3 +309,13 @@ def test_page_in_headless_chromium(run: Path, server: str, tmp_path: Path) -> No
         driver.quit()
     assert (tmp_path / "explore-funnel.png").stat().st_size > 10_000
     print(f"screenshots: {tmp_path}/explore-*.png")
+
+
+def test_cli_refuses_a_missing_or_old_run_in_one_line(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "candidates").mkdir(parents=True)
+    (old / "candidates" / "part-00000.parquet").write_bytes(b"")
+    for run, says in ((tmp_path / "absent", "run folder not found"), (old, "webclip < 0.2")):
+        r = subprocess.run([sys.executable, "-m", "webclip.cli", "explore", "--run", str(run), "--port", "0"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -156,7 +156,7 @@ class ExploreServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
 
 
 def start(run: str | Path, port: int = DEFAULT_PORT, host: str = "127.0.0.1", verbose: bool = False) -> ExploreServer:
