@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from webclip.cli import STAGES, run_stage, stage_config
-from webclip.layout import table_path
+from webclip.layout import OldLayout, table_path
 from webclip.parquet import iter_rows, parts
 from webclip.runfolder import StageConflict, atomic_write_json
 from webclip.stats import check_identity, top_reasons
@@ -115,8 +115,9 @@ def run_demo(run: Path, config_file: dict[str, Any], force: bool = False) -> dic
         cfg = stage_config(name, config_file)
         try:
             ran = run_stage(name, run, config_file, cfg, force=redo)
-        except StageConflict:  # the demo owns its run folder: an older webclip or a changed preset made this
-            print(f"{name}: made with another config; the demo redoes it and every stage after it")
+        except StageConflict as e:  # the demo owns its run folder: an older webclip or a changed preset made this
+            why = "written by webclip < 0.2" if isinstance(e, OldLayout) else "made with another config"
+            print(f"{name}: {why}; the demo redoes it and every stage after it")
             ran = run_stage(name, run, config_file, cfg, force=True)
         redo = redo or ran is not None  # a stage that ran gives later stages new inputs
         seconds[name] = round(time.monotonic() - started, 1)
