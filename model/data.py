@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from webclip.denylist import sample_denied
+
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
 
@@ -132,8 +134,9 @@ class Batch:
     keys: list[str]
     stream: int
     position: Position
-    read: int  # samples read for this batch, decode failures included
+    read: int  # samples read for this batch, decode failures and denied samples included
     decode_errors: int
+    denied: int = 0  # samples the run's denylist names (taken down after the shards were written)
 
 
 class ShardStream(torch.utils.data.IterableDataset):
@@ -141,14 +144,16 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     A rank with ``W`` workers owns streams ``rank * W .. rank * W + W - 1`` of ``world * W``. DataLoader
     returns workers' batches round-robin; ``rotation`` names the stream worker 0 serves, so a resumed
-    loader continues with the stream that was next. Samples that fail to decode are counted and
-    replaced by the next ones, so every batch of every rank holds exactly ``batch_size`` samples.
+    loader continues with the stream that was next. Samples that fail to decode or that the run's
+    denylist names are counted and replaced by the next ones, so every batch of every rank holds
+    exactly ``batch_size`` samples.
     """
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int, rank: int = 0,
                  world: int = 1, workers: int = 0, starts: dict[int, Position] | None = None, rotation: int = 0,
-                 mode: str = "epoch"):
+                 mode: str = "epoch", denylist: Any = None):
         super().__init__()
+        self.denylist = denylist
         self.tars, self.image_size, self.batch_size, self.seed, self.buffer = tars, image_size, batch_size, seed, buffer
         self.rank, self.world, self.local = rank, world, max(1, workers)
         self.starts, self.rotation, self.mode = starts or {}, rotation, mode
@@ -167,12 +172,15 @@ class ShardStream(torch.utils.data.IterableDataset):
         start = self.starts.get(stream, Position())
         epoch, offset = start.epoch, start.offset
         pending: list[tuple[torch.Tensor, str, str]] = []
-        read = errors = 0
+        read = errors = denied = 0
         while True:
             decoded_any = False
             for i, sample in enumerate(stream_epoch(self.tars, self.seed, epoch, self.buffer, stream,
                                                     self.world * self.local, self.mode)):
                 if i < offset:
+                    continue
+                if self.denylist and sample_denied(self.denylist, sample):
+                    read, denied = read + 1, denied + 1
                     continue
                 item, read = self._decode(sample), read + 1
                 if item is None:
@@ -182,8 +190,8 @@ class ShardStream(torch.utils.data.IterableDataset):
                 pending.append(item)
                 if len(pending) == self.batch_size:
                     yield Batch(torch.stack([p[0] for p in pending]), [p[1] for p in pending], [p[2] for p in pending],
-                                stream, Position(epoch, i + 1), read, errors)
-                    pending, read, errors = [], 0, 0
+                                stream, Position(epoch, i + 1), read, errors, denied)
+                    pending, read, errors, denied = [], 0, 0, 0
             if offset == 0 and not decoded_any:
                 raise ValueError(f"loader stream {stream} found no readable sample in a whole epoch: "
                                  "check the shards, or use fewer processes x workers")
@@ -194,21 +202,23 @@ class ShardLoader:
     """A DataLoader over ``ShardStream`` that keeps this rank's counts and every stream's resumable position."""
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch"):
+                 rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch", denylist: Any = None):
         self.args = (tars, image_size, batch_size, seed, buffer, rank, world, workers)
-        self.rank, self.local, self.workers, self.mode = rank, max(1, workers), workers, mode
+        self.rank, self.local, self.workers, self.mode, self.denylist = rank, max(1, workers), workers, mode, denylist
         self.positions: dict[int, Position] = {}
         self.next_local = 0  # the stream (within this rank) whose batch comes next
-        self.samples_read = self.decode_errors = self.samples_trained = 0
+        self.samples_read = self.decode_errors = self.samples_trained = self.denied = 0
 
     def batches(self) -> Iterator[Batch]:
         """Batches from the current positions on; counters and positions follow each batch handed out."""
-        stream = ShardStream(*self.args, starts=dict(self.positions), rotation=self.next_local, mode=self.mode)
+        stream = ShardStream(*self.args, starts=dict(self.positions), rotation=self.next_local, mode=self.mode,
+                             denylist=self.denylist)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.workers,
                                              persistent_workers=False, prefetch_factor=2 if self.workers else None)
         for b in loader:
             self.samples_read += b.read
             self.decode_errors += b.decode_errors
+            self.denied += b.denied
             self.samples_trained += len(b.keys)
             self.positions[b.stream] = b.position
             self.next_local = (b.stream - self.rank * self.local + 1) % self.local
@@ -219,7 +229,7 @@ class ShardLoader:
         return {"positions": {str(k): [p.epoch, p.offset] for k, p in sorted(self.positions.items())},
                 "next_local": self.next_local, "workers": self.local,
                 "counts": {"read": self.samples_read, "trained": self.samples_trained,
-                           "decode_errors": self.decode_errors}}
+                           "decode_errors": self.decode_errors, "denied": self.denied}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Resume from ``state()``; the streams must be split as when it was saved."""
@@ -231,3 +241,4 @@ class ShardLoader:
         counts = state["counts"]
         self.samples_read, self.samples_trained, self.decode_errors = (
             counts["read"], counts["trained"], counts["decode_errors"])
+        self.denied = counts.get("denied", 0)

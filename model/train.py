@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from webclip import denylist
 from webclip.config import build
 from webclip.model.clip import CLIP
 from webclip.model.config import ModelConfig, TrainConfig, load_preset
@@ -213,7 +214,7 @@ def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size // world, cfg.seed, cfg.shuffle_buffer, rank, world,
-                         cfg.workers, cfg.data_mode)
+                         cfg.workers, cfg.data_mode, denylist.for_run(run))
     session = Session(cfg, mcfg, model, model, opt, tok, loader, device, rank, world)
     if resume is not None:
         restore(session, resume)
@@ -340,6 +341,7 @@ def summary(s: Session, logs: Logs, ckpt_path: Path) -> dict[str, Any]:
     counts = [c["counts"] for c in gather(s.loader.state(), s.world)]
     tally = Tally("samples read", n_in=sum(c["read"] for c in counts), kept=sum(c["trained"] for c in counts))
     tally.drop("train/decode_error", sum(c["decode_errors"] for c in counts))
+    tally.drop("optout/denylisted", sum(c.get("denied", 0) for c in counts))
     stats = tally.as_dict()
     epochs = max((p.epoch for p in s.loader.positions.values()), default=0)
     stats.update({"steps": s.step, "seconds": round(logs.elapsed(), 2),

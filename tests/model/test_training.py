@@ -310,3 +310,19 @@ def test_head_and_tail_come_from_the_training_counts_not_the_class_order() -> No
     assert report["head_classes"] == ["fox", "eel"] and report["tail_classes"] == ["dog", "cat"]
     assert report["top1_head"] == 1.0 and report["top1_tail"] == 0.5
     assert head_tail_report(logits, y, classes, None)["top1_head"] is None
+
+
+def test_the_loader_never_yields_a_sample_the_denylist_names(tmp_path) -> None:
+    from webclip import denylist
+    from webclip.model.data import ShardLoader
+
+    samples = [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["blue"], i), "txt": "a blue square",
+                "json": {"uid": f"{i:04d}", "url": f"http://img.example/{i}.jpg", "page_url": "http://p.example/"}}
+               for i in range(24)]
+    write_tar(tmp_path / "train-00000.tar", samples)
+    deny = denylist.build([denylist.Entry("image_url", "http://img.example/3.jpg"),
+                           denylist.Entry("sha256", "0" * 64)])
+    loader = ShardLoader([str(tmp_path / "train-00000.tar")], 32, 23, seed=0, buffer=8, denylist=deny)
+    keys = next(loader.batches()).keys  # one epoch: the 23 samples the denylist allows
+    assert sorted(keys) == [f"{i:04d}" for i in range(24) if i != 3]
+    assert loader.denied == 1 and loader.samples_read == 24
