@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from collections.abc import Callable
 from html import unescape
 from html.entities import html5 as _ENTITIES
@@ -29,7 +30,7 @@ from webclip.crawl.page import ImgTag, ParsedPage, robots_tokens
 
 _DELIM = r"(?=[\t\n\f\r />])"
 _RAW = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
-_TAGS = "img|source|picture|base|html|meta"
+_TAGS = "img|source|picture|base|html|meta|image|svg|math|template"
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 MAX_SOURCES = 64
 _NO_SOURCES: list = []  # the sources of every <img> outside a picture: one shared list, never changed
@@ -114,28 +115,55 @@ def _other_starts(names: list[str]) -> str:
     return "(?:" + "|".join(alts) + r")[^\t\n\f\r />]*+" + _ATTRS_RE  # one copy of the grammar for them all
 
 
-def _skip_pattern(links: bool) -> str:
+def _skip_pattern(links: bool, foreign_body: str) -> str:
     """Everything up to the next tag that needs Python: text, whole tags of other names (attributes read
     by the grammar), end tags other than ``</picture>``, ``<meta>`` tags that cannot be robots, comments,
     bogus comments, complete raw-text elements."""
-    other_end = "/(?!" + _ci_trie(["picture"]) + _DELIM + ")" + _NAME_RE + "(?:>|" + _ATTRS_RE + ")"
+    other_end = "/(?!" + _ci_trie(["picture", "template"]) + _DELIM + ")" + _NAME_RE + "(?:>|" + _ATTRS_RE + ")"
     meta = _ci_trie(["meta"]) + _DELIM + _META_ATTRS_RE
     raws = [_raw_element_re(n).removeprefix("<") for n in _RAW.split("|") if n != "plaintext"]
     bogus = [r"!(?!--)[^>]*+>", r"\?[^>]*+>", r"/(?![A-Za-z>])[^>]*+>"]
     # One '<', then what follows it, most frequent first: end tags are half of all tags.
     rests = [other_end, _other_starts(_names(links)), meta, _COMMENT_RE.removeprefix("<"), *bogus, *raws,
-             r"(?![A-Za-z!?/])"]
+             _whole_foreign("svg", foreign_body), _whole_foreign("math", foreign_body), r"(?![A-Za-z!?/])"]
     return r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+"
+
+
+# Foreign content (inside <svg>/<math>): start tags that leave it (HTML5's breakout list), the foreign elements
+# tracked (roots and integration points, whose content is HTML), and the end tags that may leave it.
+_BREAKOUT = ["b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var"]
+_TRACKED = ("svg", "math", "foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
+_INTEGRATION = frozenset([("svg", "foreignobject"), ("svg", "desc"), ("svg", "title"), ("math", "mi"),
+                          ("math", "mo"), ("math", "mn"), ("math", "ms"), ("math", "mtext"),
+                          ("math", "annotation-xml+html")])
+
+
+def _foreign_skip_pattern(leaves: list[str], links: bool) -> str:
+    """Everything inside foreign content up to the next tag that needs Python: text, comments, CDATA sections,
+    foreign tags that are not tracked (``<path/>``, ``<g>``, ``<style>``: no raw text here), end tags of them."""
+    ends = "/(?!" + _ci_trie(sorted({*_TRACKED, *leaves})) + _DELIM + ")" + _NAME_RE + "(?:>|" + _ATTRS_RE + ")"
+    cdata = r"!\[CDATA\[(?:[^\]]++|\](?!\]>))*+\]\]>"
+    bogus = [r"!(?!--|\[CDATA\[)[^>]*+>", r"\?[^>]*+>", r"/(?![A-Za-z>])[^>]*+>"]
+    starts = sorted({*_BREAKOUT, *_TRACKED, "font", *(["a"] if links else [])})
+    # an SVG <title> or <desc> holding text only (its HTML content): the common accessible icon
+    texts = [n + _DELIM + _ATTRS_RE + "(?<!/>)[^<]*+</" + n + _DELIM + "(?:>|" + _ATTRS_RE + ")"
+             for n in (_ci_trie(["title"]), _ci_trie(["desc"]))]
+    rests = [ends, _other_starts(starts), *texts, _COMMENT_RE.removeprefix("<"), cdata, *bogus, r"(?![A-Za-z!?/])"]
+    return r"[^<]*+(?:<(?:" + "|".join(rests) + r")[^<]*+)*+"
+
+
+def _whole_foreign(name: str, body: str) -> str:
+    """A whole ``<svg>``/``<math>`` (after its '<') whose content needs no Python: the common inline icon."""
+    n = _ci_trie([name])
+    return n + _DELIM + _ATTRS_RE + "(?<!/>)" + body + "</" + n + _DELIM + "(?:>|" + _ATTRS_RE + ")"
 
 
 # A tag whose attributes are all ' name="value"' with lower-case names: what the grammar reads there, in fewer steps.
 _PLAIN_TAG_RE = r"""(?:[\t\n\f\r ][-a-z0-9_:.]++="[^"]*+")*+[\t\n\f\r /]*+>"""
-# The skip, then an <img> found there (outside every picture: the common image, read without more regex calls).
-_SKIP = {links: re.compile(_skip_pattern(links) + r"(?:(<[iI][mM][gG])" + _DELIM + "(" + _PLAIN_TAG_RE + ")?)?")
-         for links in (True, False)}
 _SKIP_TEXT = re.compile(r"[^<]*+(?:<(?![A-Za-z!?/])[^<]*+)*+")  # inside a <picture>: every tag counts
 _NEXT = re.compile(r"<(?:(!--)|([!?]|/(?![A-Za-z>]))|(/?)(" + _NAME_RE + "))")
 _ATTR = re.compile(_ATTR_RE)
+_START_TAG = re.compile(_FAST_ATTRS_RE + "(?:" + _attr_re("(?:") + r")*+([\t\n\f\r /]*+)>")  # group 1: '/' ends it?
 _ATTRS = re.compile(_ATTRS_RE)
 _PLAIN_TAG = re.compile(_PLAIN_TAG_RE)
 _PLAIN_ATTR = re.compile(r'[\t\n\f\r ]([-a-z0-9_:.]++)="([^"]*+)"')
@@ -290,6 +318,18 @@ _SOFT_SPECIAL = _words("address div p")  # special elements a new list item look
 _NO_REOPEN = _words(_BLOCKS + " li dd dt table hr source param track textarea script style title meta base link "
                     "noframes plaintext")
 _MOVE_LIMIT = 64
+# End tags that leave foreign content when no foreign element of that name is open: the breakouts </p> and </br>,
+# and the end tags of HTML elements that close the element around the <svg> they name (assumed open there).
+_LEAVES = sorted((_CLOSES_OUTSIDE - _FORMATTING) | {"p", "br", "template"})
+_FOREIGN_SKIP_RE = {links: _foreign_skip_pattern(_LEAVES, links) for links in (True, False)}
+_FOREIGN_SKIP = {links: re.compile(pattern) for links, pattern in _FOREIGN_SKIP_RE.items()}
+# The skip, then an <img> found there (outside every picture: the common image, read without more regex calls).
+_SKIP = {links: re.compile(_skip_pattern(links, _FOREIGN_SKIP_RE[links])
+                           + r"(?:(<[iI][mM][gG])" + _DELIM + "(" + _PLAIN_TAG_RE + ")?)?")
+         for links in (True, False)}
+_BREAKOUT_SET = frozenset(_BREAKOUT)
+_LEAVES_SET = frozenset(_LEAVES)
+_FONT_BREAKS = ("color", "face", "size")  # a <font> with one of these leaves foreign content
 
 
 class _Sources:
@@ -423,13 +463,21 @@ class _Scan:
         self.seen_lang = False
         self.open = _OpenElements()
         self.start = _STARTS[links]
+        self.foreign: list[tuple[str, str]] = []  # (namespace, name) of the tracked foreign elements open
+        self.foreign_names: Counter[str] = Counter()  # how many of each name are open there: end tags in O(1)
+        self.templates: list[int] = []  # per open <template>: how many elements were open inside pictures then
 
     def run(self) -> ParsedPage:
         """Scan the whole text."""
         text, skip_out, skip_in, tag_at = self.text, _SKIP[self.links].match, _SKIP_TEXT.match, _NEXT.match
         pos = 0
         while True:
-            if not self.open.names:
+            if self.foreign and self.foreign[-1] not in _INTEGRATION:
+                pos = self.foreign_step(pos)
+                if pos < 0:
+                    break
+                continue
+            if not self.open.names and not self.foreign:
                 skipped = skip_out(text, pos)  # the regex passes over what needs no Python
                 pos = skipped.end()
                 if skipped.group(1):
@@ -455,8 +503,8 @@ class _Scan:
                 pos = -1 if end < 0 else end + 1
             elif m.group(3):
                 pos = _tag_end(text, m.end())
-                if pos >= 0 and self.open.names:
-                    self.open.end(m.group(4).lower())
+                if pos >= 0:
+                    self.end_tag(m.group(4).lower())
             else:
                 pos = self.start_tag(m.group(4).lower(), m.end())
             if pos < 0:  # the page ends inside a comment or a tag: HTML5 emits nothing more
@@ -468,7 +516,7 @@ class _Scan:
         """Read one start tag whose name ends at ``pos``; the position after it (and after its raw text)."""
         handler = self.start.get(name)
         if handler is not None:
-            if name == "a":
+            if name in _AT_POS:
                 return handler(self, pos)
             attrs, end = read_attrs(self.text, pos)
             if end >= 0:
@@ -486,20 +534,139 @@ class _Scan:
     def plain_img(self, skipped: re.Match[str]) -> int:
         """An ``<img>`` outside every picture that the skip regex ends with: the position after it (-1: cut)."""
         if skipped.group(2) is not None and (attrs := plain_attrs(skipped.group(2))) is not None:
-            self.imgs.append(ImgTag(attrs, _NO_SOURCES))
+            if not self.templates:
+                self.imgs.append(ImgTag(attrs, _NO_SOURCES))
             return skipped.end()
         attrs, end = read_attrs(self.text, skipped.end(1))
-        if end >= 0:
+        if end >= 0 and not self.templates:
             self.imgs.append(ImgTag(attrs, _NO_SOURCES))
         return end
 
+    def end_tag(self, name: str) -> None:
+        """An end tag outside foreign content, or at an integration point."""
+        if self.foreign and self.foreign_end(name):
+            return
+        if name == "template":
+            if self.templates:
+                mark = self.templates.pop()
+                if len(self.open.names) > mark:
+                    self.open.pop_to(mark)
+        elif self.open.names:
+            self.open.end(name)
+
+    def foreign_step(self, pos: int) -> int:
+        """Pass over foreign content to the next tag that needs Python and read it; the position after it."""
+        text = self.text
+        pos = _FOREIGN_SKIP[self.links].match(text, pos).end()
+        m = _NEXT.match(text, pos)
+        if m is None:
+            return -1 if pos >= len(text) else pos + 1
+        if m.group(1):
+            return _comment_end(text, m.end())
+        if m.group(2):
+            if text.startswith("<![CDATA[", pos):  # a CDATA section cut by the end of the page
+                return -1
+            end = text.find(">", m.end())
+            return -1 if end < 0 else end + 1
+        name = m.group(4).lower()
+        if m.group(3):
+            end = _tag_end(text, m.end())
+            if end >= 0 and not self.foreign_end(name):
+                self.end_tag(name)
+            return end
+        return self.foreign_start(name, m.end())
+
+    def foreign_start(self, name: str, pos: int) -> int:
+        """A start tag in foreign content: a breakout leaves it (then read as HTML), a tracked one is pushed."""
+        if name == "a":  # an SVG link is a link
+            href, end = read_attr(self.text, pos, "href")
+            if href is not None and not self.templates:
+                self.hrefs.append(href)
+            return end
+        if name in _BREAKOUT_SET or name == "font":
+            attrs, end = read_attrs(self.text, pos) if name == "font" else ({}, 0)
+            if end < 0:
+                return end
+            if name != "font" or any(a in attrs for a in _FONT_BREAKS):
+                self.leave_foreign()
+                return self.start_tag(name, pos)
+        whole = _START_TAG.match(self.text, pos)
+        if whole is None:
+            return -1
+        if not whole.group(1).endswith("/"):
+            ns, top = self.foreign[-1]
+            if name == "svg" and top == "annotation-xml":  # an <svg> there is read by HTML's rules: a new root
+                ns = "svg"
+            elif name == "annotation-xml" and ns == "math":
+                encoding = (read_attrs(self.text, pos)[0].get("encoding") or "").lower()
+                name += "+html" if encoding in ("text/html", "application/xhtml+xml") else ""
+            self.push_foreign(ns, name)
+        return whole.end()
+
+    def foreign_end(self, name: str) -> bool:
+        """An end tag by the foreign content rules: close the open foreign element it names; False when HTML's
+        rules read it instead (it leaves foreign content, or the current node is an integration point)."""
+        if self.foreign_names[name]:
+            while self.pop_foreign() != name:  # each element is popped once: linear over the page
+                pass
+            return True
+        if self.foreign[-1] in _INTEGRATION:
+            return False
+        if name in _LEAVES_SET:
+            self.leave_foreign()
+            return False
+        return True  # ignored
+
+    def leave_foreign(self) -> None:
+        """Close foreign elements down to the nearest integration point."""
+        while self.foreign and self.foreign[-1] not in _INTEGRATION:
+            self.pop_foreign()
+
+    def push_foreign(self, ns: str, name: str) -> None:
+        self.foreign.append((ns, name))
+        self.foreign_names[name.removesuffix("+html")] += 1
+
+    def pop_foreign(self) -> str:
+        """Close the current foreign element; its name."""
+        name = self.foreign.pop()[1].removesuffix("+html")
+        self.foreign_names[name] -= 1
+        return name
+
+    def foreign_root(self, pos: int, ns: str) -> int:
+        """An ``<svg>`` or ``<math>`` read by HTML's rules: foreign content starts unless the tag ends with '/>'."""
+        whole = _START_TAG.match(self.text, pos)
+        if whole is None:
+            return -1
+        if not whole.group(1).endswith("/"):
+            self.push_foreign(ns, ns)
+        return whole.end()
+
+    def svg(self, pos: int) -> int:
+        return self.foreign_root(pos, "svg")
+
+    def math(self, pos: int) -> int:
+        return self.foreign_root(pos, "math")
+
+    def template(self, pos: int) -> int:
+        """A ``<template>``: its contents are an inert fragment, not part of the page, until its end tag."""
+        end = _tag_end(self.text, pos)
+        if end >= 0:
+            self.templates.append(len(self.open.names))
+            if self.open.names:
+                self.open.start("template")
+        return end
+
     def img(self, attrs: dict[str, str | None]) -> None:
+        if self.templates:
+            return
         if self.open.reopen:
             self.open.reopen_formatting()
         parent = self.open.parent_picture()
         self.imgs.append(ImgTag(attrs, parent.snapshot() if parent is not None else _NO_SOURCES))
 
     def source(self, attrs: dict[str, str | None]) -> None:
+        if self.templates:
+            return
         parent = self.open.parent_picture()
         if parent is not None and len(parent.sources) < MAX_SOURCES:
             parent.sources.append(attrs)
@@ -508,28 +675,29 @@ class _Scan:
         self.open.start("picture")
 
     def meta(self, attrs: dict[str, str | None]) -> None:
-        if (attrs.get("name") or "").lower() in ("robots", "webclip"):
+        if not self.templates and (attrs.get("name") or "").lower() in ("robots", "webclip"):
             self.metas.append(attrs.get("content") or "")
 
     def base(self, attrs: dict[str, str | None]) -> None:
-        if self.base_href is None and "href" in attrs:
+        if self.base_href is None and "href" in attrs and not self.templates:
             self.base_href = attrs["href"]
 
     def html(self, attrs: dict[str, str | None]) -> None:
-        if not self.seen_lang and "lang" in attrs:  # a later <html> adds the attributes the first lacks
+        if not self.seen_lang and "lang" in attrs and not self.templates:  # a later <html> adds the attributes the first lacks
             self.seen_lang, self.lang = True, attrs["lang"]
 
     def anchor(self, pos: int) -> int:
         href, end = read_attr(self.text, pos, "href")
-        if href is not None:
+        if href is not None and not self.templates:
             self.hrefs.append(href)
         if end >= 0 and self.open.names:
             self.open.start("a")
         return end
 
 
-_START = {"img": _Scan.img, "source": _Scan.source, "picture": _Scan.picture, "meta": _Scan.meta, "base": _Scan.base,
-          "html": _Scan.html}
+_START = {"img": _Scan.img, "image": _Scan.img, "source": _Scan.source, "picture": _Scan.picture, "meta": _Scan.meta,
+          "base": _Scan.base, "html": _Scan.html, "svg": _Scan.svg, "math": _Scan.math, "template": _Scan.template}
+_AT_POS = frozenset(["a", "svg", "math", "template"])  # handlers that read the tag themselves
 _STARTS: dict[bool, dict[str, Callable]] = {False: _START, True: {**_START, "a": _Scan.anchor}}  # by links
 
 

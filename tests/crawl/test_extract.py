@@ -106,9 +106,9 @@ def test_scanner_survives_hostile_markup_in_linear_time() -> None:
     nasty = ["<meta " * 20_000, "<img alt='" * 20_000, "<!--" * 20_000, "<script>" * 20_000,
              "<style " * 20_000, "<a href=" * 20_000, "<" * 50_000, "&" * 50_000, "<img alt=&amp" * 10_000]
     for text in nasty:
-        started = time.perf_counter()
+        started = time.process_time()
         extract(text, "http://e.com/", "scan")
-        assert time.perf_counter() - started < 5, text[:20]  # quadratic would take minutes here
+        assert time.process_time() - started < 5, text[:20]  # quadratic would take minutes here
 
 
 def test_alts_match_reference_file() -> None:
@@ -387,9 +387,9 @@ NESTED = "<picture>" * 20_000 + "<source srcset='/a.jpg 2x'><img src=/b.jpg alt=
 def test_nested_pictures_in_linear_time(html: str) -> None:
     import time
 
-    started = time.perf_counter()
+    started = time.process_time()
     cands = extract(html, "http://e.com/", "scan")[0]
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert cands[0].srcset_url == ("http://e.com/a.jpg" if "source" in html else None)
 
 

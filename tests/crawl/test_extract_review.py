@@ -52,8 +52,6 @@ def test_huge_descriptor_integers_are_numbers_not_crashes(srcset: str) -> None:
 
 # --- the scanner against the tree builder ---
 
-@pytest.mark.xfail(strict=True, reason="<image> in HTML content is an <img> (tree builder: 'change the token's "
-                                       "tag name to img'); the scanner never reads it; fix in crawl/htmlscan.py")
 @pytest.mark.parametrize("html", ['<body><image src="a.jpg" alt="x">', '<p><IMAGE SRC=a.jpg ALT=x></p>'])
 def test_image_start_tag_is_an_img(html: str) -> None:
     assert h5_imgs(html) == [("a.jpg", [])]
@@ -78,10 +76,6 @@ FOREIGN = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="script/style/title/textarea/xmp/iframe/noembed/noframes/plaintext inside "
-                                       "<svg>/<math> are foreign elements (no raw-text state, '/>' honoured); the "
-                                       "scanner skips them as raw text and loses the images after them; "
-                                       "fix in crawl/htmlscan.py")
 @pytest.mark.parametrize("markup", FOREIGN.values(), ids=FOREIGN.keys())
 def test_raw_text_names_in_foreign_content_are_not_raw_text(markup: str) -> None:
     html = "<body>" + markup
@@ -131,18 +125,12 @@ def test_robots_meta_name_with_character_references(head: str, dropped: bool, op
     assert all(c.opt_out is opt_out for c in cands)
 
 
-@pytest.mark.xfail(strict=True, reason="<base> inside <svg> is an SVG element, not the document's base; "
-                                       "fix in crawl/htmlscan.py")
 def test_svg_base_is_not_the_document_base() -> None:
     html = "<body><svg><base href='http://other.example/'></base></svg><img src='a.jpg' alt='x'>"
     assert not any(el.tag == "base" for el in html5lib.parse(html, namespaceHTMLElements=False).iter())
     assert pairs(html) == [("http://e.com/d/a.jpg", "x", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="<template> contents are an inert DocumentFragment, not in the document "
-                                       "(document.images excludes them; html5lib's etree builder flattens them, so "
-                                       "the html5lib reference shares the blind spot); templates carry {{...}} "
-                                       "placeholders; fix in crawl/htmlscan.py")
 def test_template_contents_are_not_images_of_the_page() -> None:
     assert pairs('<body><template><img src="{{url}}" alt="{{alt}}"></template>') == []
 
@@ -193,3 +181,51 @@ def test_img_in_select_is_kept_as_the_current_spec_parses_it() -> None:
     """html5lib (2020) drops <img> inside <select>; the customizable-select parser (whatwg/html #10548) keeps it."""
     html = "<body><select><option>o<img src='a.jpg' alt='x'></select>"
     assert h5_imgs(html) == [] and pairs(html) == [("http://e.com/d/a.jpg", "x", None)]
+
+
+# --- foreign content beyond the review's cases, each checked against html5lib ---
+
+FOREIGN_MORE = {
+    "foreignObject is HTML": '<svg><foreignObject><img src="a.jpg" alt="x"></foreignObject></svg>',
+    "svg title is HTML": '<svg><title><img src="a.jpg" alt="x"></title></svg>',
+    "mathml text point": '<math><mi><img src="a.jpg" alt="x"></mi></math>',
+    "style in an integration point is raw text": '<svg><desc><style><img src="b.jpg" alt="y"></style></desc>'
+                                                 '</svg><img src="a.jpg" alt="x">',
+    "CDATA hides markup": '<svg><![CDATA[<img src="b.jpg" alt="y">]]></svg><img src="a.jpg" alt="x">',
+    "self-closing root": '<svg/><img src="a.jpg" alt="x">',
+    "nested svg": '<svg><svg></svg><image src="b.jpg" alt="y"></svg><img src="a.jpg" alt="x">',
+    "span breaks out": '<svg><g><span><img src="a.jpg" alt="x"></span></g></svg>',
+    "font with color breaks out": '<svg><font color=red><img src="a.jpg" alt="x"></font></svg>',
+    "font without attributes does not": '<svg><font><image src="b.jpg" alt="y"></font></svg><img src="a.jpg" alt="x">',
+    "annotation-xml as html": '<math><annotation-xml encoding="text/html"><img src="a.jpg" alt="x">'
+                              '</annotation-xml></math>',
+    "svg in a picture": '<picture><source srcset="a.jpg"><svg><path/></svg><img src="a.jpg" alt="x"></picture>',
+}
+
+
+@pytest.mark.parametrize("markup", FOREIGN_MORE.values(), ids=FOREIGN_MORE.keys())
+def test_foreign_content_follows_html5lib(markup: str) -> None:
+    html = "<body>" + markup
+    assert [src for src, _ in h5_imgs(html)] == ["a.jpg"]
+    assert [p[:2] for p in pairs(html)] == [("http://e.com/d/a.jpg", "x")]
+
+
+def test_nested_templates_stay_inert_until_the_outer_end() -> None:
+    html = ('<body><template><template></template><img src="t.jpg" alt="t"></template>'
+            '<img src="a.jpg" alt="x">')
+    assert pairs(html) == [("http://e.com/d/a.jpg", "x", None)]
+
+
+@pytest.mark.parametrize("html", [
+    "<svg>" * 20_000 + "</g>" * 20_000 + "<img src=a.jpg alt=x>",
+    "<svg><foreignObject>" * 10_000 + "<img src=a.jpg alt=x>" + "</foreignObject></svg>" * 10_000,
+    "<math><mi>" * 10_000 + "</div>" * 20_000 + "<img src=a.jpg alt=x>",
+    "<template>" * 20_000 + "</template>" * 20_000 + "<img src=a.jpg alt=x>",
+    "<picture><svg>" * 10_000 + "<img src=a.jpg alt=x>",
+])
+def test_foreign_content_and_templates_in_linear_time(html: str) -> None:
+    import time
+
+    started = time.process_time()
+    assert [p[:2] for p in pairs(html)] == [("http://e.com/d/a.jpg", "x")]
+    assert time.process_time() - started < 1.0

@@ -70,9 +70,9 @@ def test_a_megabyte_srcset_parses_in_linear_time(shape: str) -> None:
         "paren": "a.jpg (" + "1x, " * (n // 4),
         "spaces": "a.jpg" + " " * n + "2x",
     }[shape]
-    started = time.perf_counter()
+    started = time.process_time()
     found = largest(parse_srcset(text), lambda u: u)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert found is None or found.startswith(("https://", "a.jpg"))
 
 
@@ -102,9 +102,9 @@ def test_a_megabyte_srcset_through_the_whole_extractor() -> None:
 
     srcset = ", ".join(f"/c_fill,w_{i}/a.jpg {i + 1}w" for i in range((1 << 20) // 24))
     html = f'<picture><source srcset="{srcset}"><img srcset="{srcset}" src="/s.gif" width=1 height=1 alt="a cat"></picture>'
-    started = time.perf_counter()
+    started = time.process_time()
     cands = extract(html, "https://cdn.example.com/p/", "scan")[0]
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert cands[0].image_url == cands[0].srcset_url == f"https://cdn.example.com/c_fill,w_{(1 << 20) // 24 - 1}/a.jpg"
 
 
