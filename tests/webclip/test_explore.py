@@ -319,3 +319,22 @@ def test_cli_refuses_a_missing_or_old_run_in_one_line(tmp_path: Path) -> None:
         r = subprocess.run([sys.executable, "-m", "webclip.cli", "explore", "--run", str(run), "--port", "0"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_partial_run_is_shown_as_far_as_it_went(run: Path, tmp_path: Path) -> None:
+    from webclip.explore.server import start
+
+    part = tmp_path / "run"
+    for stage in ("candidates", "curated"):
+        shutil.copytree(run / stage, part / stage)
+    server = start(part, 0)
+    try:
+        funnel = get(server.url, "/api/funnel")["stages"]
+        assert [s["done"] for s in funnel] == [True, True, False, False, False]
+        assert funnel[1]["kept"] == stats(run, "curated")["kept"] and "n_in" not in funnel[2]
+        assert all(r["final"] == 0 for r in get(server.url, "/api/entries")["rows"])
+        assert get(server.url, "/api/samples")["total"] == 0 and not get(server.url, "/api/duplicates")["recorded"]
+        assert get(server.url, "/api/eval")["classes"] == [] and status_of(server.url, "/files/confusion.png") == 404
+    finally:
+        server.shutdown()
+        server.server_close()
