@@ -42,7 +42,7 @@ class CrawlTally:
             for reason, n in entry["img_drops"].items():
                 self.images.drop(reason, n)
         else:
-            self.pages.drop(f"crawl/{outcome}")
+            self.pages.drop(f"crawl/{outcome}", example={"page_url": entry["url"], "depth": entry["depth"]})
 
     def sitemap_entries(self) -> list[dict[str, Any]]:
         """The latest sitemap reading as ``sitemaps_due`` reads entries (empty if never read)."""

@@ -126,6 +126,22 @@ def test_curate_keeps_the_five_smallest_drops_per_filter_reason(run: Path, serve
         assert e["kept_instead"]["uid"] == e["uid"] and e["kept_instead"]["page_url"] <= e["page_url"]
 
 
+def test_crawl_keeps_examples_of_dropped_pages(run: Path, server: str) -> None:
+    from urllib.robotparser import RobotFileParser
+
+    pages = stats(run, "candidates")["pages"]["dropped"]
+    robots = RobotFileParser()
+    robots.parse((run / "sampleweb" / "site" / "robots.txt").read_text().splitlines())
+    assert pages
+    for reason, n in pages.items():
+        shown = get(server, f"/api/drops?stage=candidates&reason={reason}")
+        assert shown["count"] == n and len(shown["examples"]) == min(5, n), reason
+        for e in shown["examples"]:
+            assert e["page_url"].startswith("http://127.0.0.1:")
+            if reason == "crawl/robots_disallowed":
+                assert not robots.can_fetch("webclip", e["page_url"]), e["page_url"]
+
+
 def test_entries_mark_head_and_tail_by_the_balancing_cap(run: Path, server: str) -> None:
     data = get(server, "/api/entries")
     counts = ds.dataset(run / "curated" / "query_counts", format="parquet").to_table().to_pylist()
@@ -251,16 +267,22 @@ def test_page_in_headless_chromium(run: Path, server: str, tmp_path: Path) -> No
             assert row.find_element(By.CSS_SELECTOR, "td.in").text.replace(",", "") == str(st["in"])
             assert row.find_element(By.CSS_SELECTOR, "td.kept").text.replace(",", "") == str(st["kept"])
             for reason, n in st["dropped"].items():
-                cell = driver.find_element(By.CSS_SELECTOR, f'tr.reason[data-stage="{stage}"][data-reason="{reason}"] td.n')
+                cell = driver.find_element(By.CSS_SELECTOR, f'tr.reason[data-stage="{stage}"][data-reason="{reason}"]:not([data-block]) td.n')
                 assert cell.text.replace(",", "") == str(n)
         # One drop reason: its examples, in the order drop_examples.json keeps them.
         reason = max(stats(run, "curated")["dropped"].items(), key=lambda kv: kv[1])[0]
-        driver.find_element(By.CSS_SELECTOR, f'tr.reason[data-stage="curated"][data-reason="{reason}"]').click()
+        driver.find_element(By.CSS_SELECTOR, f'tr.reason[data-stage="curated"][data-reason="{reason}"]:not([data-block])').click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "examples-reason"), reason))
         recorded = json.loads((run / "curated" / "drop_examples.json").read_text())["examples"][reason]
         shown = [e.get_attribute("data-uid") for e in driver.find_elements(By.CSS_SELECTOR, "#examples .example")]
         assert shown == [e["uid"] for e in recorded] and len(shown) == 5
         driver.save_screenshot(str(tmp_path / "explore-funnel.png"))
+        for reason, n in stats(run, "candidates")["pages"]["dropped"].items():
+            row = driver.find_element(By.CSS_SELECTOR, f'tr.reason[data-block="pages"][data-reason="{reason}"]')
+            assert row.find_element(By.CSS_SELECTOR, "td.n").text.replace(",", "") == str(n)
+        row.click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "examples-reason"), reason))
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#examples .example")) == min(5, n)
         # One entry: its final samples, images decoded from the shard tars.
         driver.find_element(By.CSS_SELECTOR, 'nav button[data-tab="entries"]').click()
         entry = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#entries tr.entry.head")))

@@ -43,8 +43,15 @@ def stage_block(run: Path, command: str, folder: str) -> dict[str, Any]:
     block.update(unit=stats.get("unit"), n_in=stats.get("in"), kept=stats.get("kept"),
                  dropped=[{"reason": r, "n": n, "examples": len(examples.get(r, []))}
                           for r, n in sorted(stats.get("dropped", {}).items(), key=lambda kv: (-kv[1], kv[0]))],
-                 blocks={name: sub for name, sub in stats.items() if isinstance(sub, dict) and "dropped" in sub})
+                 blocks={name: {**sub, "examples": {r: len(examples.get(r, [])) for r in sub["dropped"]}}
+                         for name, sub in stats.items() if isinstance(sub, dict) and "dropped" in sub})
     return block
+
+
+def drop_count(stats: dict[str, Any] | None, reason: str) -> int:
+    """How many units a stage dropped for ``reason``, in its main count or a block (crawl's ``pages``)."""
+    blocks = [stats or {}, *(v for v in (stats or {}).values() if isinstance(v, dict) and "dropped" in v)]
+    return next((b["dropped"][reason] for b in blocks if reason in b.get("dropped", {})), 0)
 
 
 def head_or_tail(count_before: int, threshold: float | None) -> str | None:
@@ -162,7 +169,7 @@ class RunView:
         if folder not in FOLDERS:
             raise KeyError(folder)
         record = read_json(storage.join(stage_path(self.run, folder), "drop_examples.json")) or {}
-        count = ((self.stats(folder) or {}).get("dropped") or {}).get(reason, 0)
+        count = drop_count(self.stats(folder), reason)
         examples = [self.describe(e) for e in record.get("examples", {}).get(reason, [])]
         return {"stage": folder, "reason": reason, "count": count, "k": record.get("k"), "examples": examples}
 
