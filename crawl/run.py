@@ -18,7 +18,7 @@ from webclip.fetch import is_transient
 from webclip.layout import table_in
 from webclip.parquet import count_rows, parts
 from webclip.records import CANDIDATE_SCHEMA
-from webclip.runfolder import StageDir, StageIncomplete
+from webclip.runfolder import StageDir, StageIncomplete, atomic_write_json
 from webclip.stats import Tally, check_identity
 
 
@@ -102,6 +102,7 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     stats["sitemap_drops"] = sitemaps.get("sitemap_drops", {})
     stats["links"] = crawler.frontier.links.as_dict()
     check_identity(stats["links"])
+    atomic_write_json(stage.path / "drop_examples.json", tally.pages.examples_record())  # dropped pages, for explore
     stage.finish(stats)
     shutil.rmtree(work, ignore_errors=True)
     return stats
