@@ -90,12 +90,13 @@ def summary(samples: list[tuple[float, int, float, float]], checkpoints: list[in
     pages = max((s[1] for s in samples), default=0)
     crawling = [s for s in samples if s[1] < pages] or samples
     at = {str(c): round(next(s[2] for s in samples if s[1] >= c), 1) for c in checkpoints if c <= pages}
+    step = max(1, len(samples) // 24)
     return {"pages_journaled": pages, "peak_crawl_mb": round(max(s[2] for s in crawling), 1),
             "rss_at_pages_mb": at, "peak_stage_mb": round(max(s[3] for s in samples), 1),
-            "first_mb": round(samples[0][2], 1), "samples": len(samples)}
+            "samples": len(samples), "series_s_pages_mb": [[round(t), n, round(m)] for t, n, m, _ in samples[::step]]}
 
 
-def crawl_once(pages: int, out: Path, cli: list[str], rows_per_run: int | None) -> dict[str, Any]:
+def crawl_once(pages: int, out: Path, cli: list[str], overrides: dict[str, Any]) -> dict[str, Any]:
     """Serve a web of about ``pages`` pages, crawl it in one process and sample that process."""
     logs, run = out / "logs", out / "run"
     logs.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,7 @@ def crawl_once(pages: int, out: Path, cli: list[str], rows_per_run: int | None) 
         queries = out / "queries.json"
         queries.write_text(json.dumps(concept_names()))
         config, _ = with_optional_knobs(stage_configs(info["seeds"], queries, max(50_000, 2 * info["pages"])))
-        if rows_per_run is not None:
-            config["crawl"]["sort_rows_per_run"] = rows_per_run
+        config["crawl"].update(overrides)
         (out / "config.json").write_text(json.dumps({"crawl": config["crawl"]}))
         started = time.monotonic()
         with open(logs / "crawl.stderr", "wb") as err:
@@ -131,13 +131,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m bench.crawl_memory", description=__doc__.splitlines()[0])
     p.add_argument("--pages", type=int, nargs="+", default=[10_000, 25_000, 50_000], help="crawl sizes")
     p.add_argument("--out", help="keep the runs here (default: a temporary folder, removed)")
-    p.add_argument("--rows-per-run", type=int, help="the crawl's sort_rows_per_run (default: the config's)")
+    p.add_argument("--crawl", action="append", default=[], metavar="FIELD=JSON",
+                   help="override a crawl config field, e.g. sort_rows_per_run=5000 or use_sitemaps=false")
     p.add_argument("--cli", default=f"{shlex.quote(sys.executable)} -m webclip.cli",
                    help="command that runs webclip (another checkout's launcher measures that code)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="crawl-memory-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
-        sizes = [crawl_once(n, root / f"p{n}", shlex.split(args.cli), args.rows_per_run) for n in args.pages]
+        overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.crawl)}
+        sizes = [crawl_once(n, root / f"p{n}", shlex.split(args.cli), overrides) for n in args.pages]
     anchor = sizes[0]["peak_stage_mb"]
     spread = max(abs(s["peak_stage_mb"] / anchor - 1) for s in sizes) if anchor else None
     out = {"bench": "crawl_memory", "anchor_peak_stage_mb": anchor, "max_deviation": round(spread or 0, 3),

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
-from webclip.beamio import CountingDoFn, WriteParts, collect_counters
+from webclip.beamio import CountingDoFn, WriteParts, collect_counters, count_rows_any, list_parts
 from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.warc import (
@@ -25,7 +26,7 @@ from webclip.crawl.warc import (
     log_drop,
     read_archive,
 )
-from webclip.parquet import count_rows, parts
+from webclip.layout import table_in
 from webclip.progress import watch
 from webclip.runfolder import StageDir
 from webclip.stats import Tally, check_identity
@@ -95,17 +96,21 @@ def read_paths(cfg: CrawlConfig) -> list[str]:
 
 
 def run_cc(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
-    """Read every archive into ``<run>/candidates`` and return its stats."""
+    """Read every archive into the run's candidates table (under ``output_path`` when set) and return its stats."""
     paths = read_paths(cfg)
-    for old in parts(stage.path):
-        old.unlink()
-    with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
+    options = cfg.beam_options()
+    base = cfg.output_path or str(stage.path.resolve())
+    table = table_in(base, "candidates")
+    stale = list_parts(table)
+    if stale:
+        FileSystems.delete(stale)
+    with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=options) as p:
         (p | "Paths" >> beam.Create(paths) | "Split" >> beam.ParDo(SplitArchiveFn(int(cfg.split_mb * 2**20)))
          | "Spread" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadArchiveFn(cfg.parser, cfg.max_bytes))
-         | "Write" >> WriteParts(str(stage.path.resolve()), "candidates", cfg.num_parts, ("uid", "page_url")))
+         | "Write" >> WriteParts(table, "candidates", cfg.num_parts, ("uid", "page_url")))
     counters = collect_counters(p.result)
     pages = Tally("pages", n_in=counters.pop(PAGES, 0), kept=counters.pop(PAGES_OK, 0))
-    images = Tally("image candidates", n_in=counters.pop(IMGS, 0), kept=count_rows(parts(stage.path)))
+    images = Tally("image candidates", n_in=counters.pop(IMGS, 0), kept=count_rows_any(list_parts(table)))
     files = counters.pop(FILES, 0)
     archives = Tally("archives", n_in=files, kept=counters.pop(ARCHIVES_OK, 0))
     for reason, n in counters.items():
@@ -117,6 +122,8 @@ def run_cc(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
     stats["pages"] = pages.as_dict()
     stats["archives"] = archives.as_dict()
     stats["files"] = files
+    if cfg.output_path:
+        stats["output"] = base  # where layout.table_path finds the candidates (curate reads them there)
     for block in (stats, stats["pages"], stats["archives"]):
         check_identity(block)
     return stats

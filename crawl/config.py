@@ -62,6 +62,7 @@ class CrawlConfig(BeamRunner):
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
     paths_file: str | None = None  # text file with one archive path per line (a missing one is a counted drop)
     num_parts: int = 4  # Parquet parts the cc source writes
+    output_path: str | None = None  # cc source: write the candidates table here instead of <run>/candidates (e.g. gs://...)
     split_mb: float = 64.0  # per-record gzip archives larger than this are read as parallel byte ranges
 
     def worker_extras(self) -> tuple[str, ...]:
@@ -72,6 +73,8 @@ class CrawlConfig(BeamRunner):
         """Reject impossible settings."""
         if self.source not in ("live", "cc"):
             raise ValueError("source must be live or cc")
+        if self.output_path and self.source != "cc":
+            raise ValueError("output_path is for the cc source only (a live crawl writes into the run folder)")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
         if self.parser not in ("scan", "selectolax", "bs4"):

@@ -9,6 +9,7 @@ from typing import Any
 
 from webclip import denylist
 from webclip.config import items_with_file
+from webclip.crawl.allocator import pin_mmap_threshold
 from webclip.crawl.config import CrawlConfig, check_seed
 from webclip.crawl.crawler import Crawler
 from webclip.crawl.extsort import write_sorted_parts
@@ -87,6 +88,7 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     StageIncomplete: no ``_SUCCESS``, and the journal stays for a rerun, which tries the transient drops again.
     """
     seeds = read_seeds(cfg)
+    pin_mmap_threshold()  # bounded RSS over a long crawl (see allocator.py)
     work = stage.path / "_work"
     crawler = Crawler(cfg, seeds, work, denylist.for_run(stage.run))  # denied pages are never fetched
     entries, tally = crawler.run(), crawler.tally

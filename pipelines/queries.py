@@ -32,7 +32,7 @@ class QueriesConfig(BeamRunner):
     wordfreq_lang: str | None = "en"  # language of wordfreq's frequent words (null: no wordfreq source)
     wordfreq_max: int = 500_000  # most frequent words taken from wordfreq, at most
     titles_file: str | None = None  # text file of titles (e.g. Wikipedia article titles), one per line
-    bigram_corpus: list[str] = field(default_factory=list)  # text files (one text per line) or candidate Parquet
+    bigram_corpus: list[str] = field(default_factory=list)  # text files (one text per line) or candidate Parquet (files or folders; local, gs://, s3://)
     bigram_min_count: int = 5  # occurrences a bigram needs in bigram_corpus, at least
     bigram_min_pmi: float = 3.0  # pointwise mutual information (natural log) a bigram needs, at least
     bigram_max: int = 100_000  # highest-PMI bigrams kept, at most
@@ -109,55 +109,56 @@ def pmi_bigrams(unigrams: dict[str, int], bigrams: dict[tuple[str, str], int], m
 
 
 def corpus_texts(path: str) -> Iterator[str]:
-    """Texts of a corpus file: lines of a text file, or the ``alt`` column of candidate Parquet."""
-    p = Path(path)
-    files = sorted(p.glob("part-*.parquet")) if p.is_dir() else [p]
-    for f in files:
-        if f.suffix == ".parquet":
-            import pyarrow.parquet as pq
+    """Texts of a corpus file on any Beam filesystem: lines of a text file, or the ``alt`` (``caption``)
+    column of candidate Parquet; a folder gives its ``part-*.parquet`` files."""
+    import io
 
-            col = "caption" if "caption" in pq.read_schema(f).names else "alt"
-            yield from pq.read_table(f, columns=[col])[col].to_pylist()
-        else:
-            with open(f, encoding="utf-8", errors="replace") as fh:
-                yield from (line.rstrip("\n") for line in fh)
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    from webclip.beamio import list_parts
+
+    for f in list_parts(path) or [path]:
+        with FileSystems.open(f, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            if f.endswith(".parquet"):
+                table = pq.read_table(io.BytesIO(fh.read()))
+                col = "caption" if "caption" in table.column_names else "alt"
+                yield from table[col].to_pylist()
+            else:
+                yield from (line.rstrip("\n") for line in io.TextIOWrapper(fh, encoding="utf-8", errors="replace"))
 
 
-def mine_bigrams(cfg: QueriesConfig) -> list[tuple[str, float, int]]:
-    """High-PMI bigrams of the corpus, counted by a Beam job (counts combine across workers)."""
-    import json
-    import tempfile
+def mine_bigrams(cfg: QueriesConfig, scratch_under: str) -> list[tuple[str, float, int]]:
+    """High-PMI bigrams of the corpus, counted by a Beam job (counts combine across workers).
 
+    The workers hand their counts to the launcher through two scratch files on a Beam filesystem both
+    reach (``--temp_location``, else ``scratch_under``: the stage's folder); see ``beamio.scratch_path``.
+    """
     import apache_beam as beam
 
+    from webclip.beamio import scratch_path, take_json, write_json
 
-    tmp = tempfile.mkdtemp(prefix="webclip-bigrams-")
-    with beam.Pipeline(options=cfg.beam_options()) as p:
-        toks = (p | beam.Create(cfg.bigram_corpus) | beam.FlatMap(corpus_texts) | beam.Map(tokens))
+    options = cfg.beam_options()
+    uni_path, bi_path = scratch_path(options, scratch_under, "unigrams"), scratch_path(options, scratch_under, "bigrams")
+    with beam.Pipeline(options=options) as p:
+        corpus = [c if "://" in c else str(Path(c).resolve()) for c in cfg.bigram_corpus]  # as workers elsewhere see it
+        toks = (p | beam.Create(corpus) | beam.FlatMap(corpus_texts) | beam.Map(tokens))
         uni = (toks | "Uni" >> beam.FlatMap(lambda ts: [(t, 1) for t in ts]) | "CountUni" >> beam.CombinePerKey(sum))
         bi = (toks | "Bi" >> beam.FlatMap(lambda ts: [((a, b), 1) for a, b in zip(ts, ts[1:], strict=False)])
               | "CountBi" >> beam.CombinePerKey(sum) | "Frequent" >> beam.Filter(lambda kv, m: kv[1] >= m, cfg.bigram_min_count))
-        (uni | "AllUni" >> beam.combiners.ToList() | "WriteUni" >> beam.Map(_dump, f"{tmp}/uni.json"))
-        (bi | "AllBi" >> beam.combiners.ToList() | "WriteBi" >> beam.Map(_dump, f"{tmp}/bi.json"))
-    uni = {k: v for k, v in json.loads(Path(f"{tmp}/uni.json").read_text())}
-    bi = {tuple(k): v for k, v in json.loads(Path(f"{tmp}/bi.json").read_text())}
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    return pmi_bigrams(uni, bi, cfg.bigram_min_count, cfg.bigram_min_pmi)[:cfg.bigram_max]
+        (uni | "AllUni" >> beam.combiners.ToList() | "WriteUni" >> beam.Map(write_json, uni_path))
+        (bi | "AllBi" >> beam.combiners.ToList() | "WriteBi" >> beam.Map(write_json, bi_path))
+    uni_counts = {k: v for k, v in take_json(uni_path)}
+    bi_counts = {tuple(k): v for k, v in take_json(bi_path)}
+    return pmi_bigrams(uni_counts, bi_counts, cfg.bigram_min_count, cfg.bigram_min_pmi)[:cfg.bigram_max]
 
 
-def _dump(items: list, path: str) -> None:
-    """Write a combined list where the launcher can read it (local runs; use a shared path on a cluster)."""
-    import json
+def gather_sources(cfg: QueriesConfig, scratch_under: str) -> dict[str, list[tuple[str, float]]]:
+    """Each enabled source's (entry, frequency-or-score) list, in the source's own order.
 
-    from webclip.beamio import write_atomically
-
-    write_atomically(path, json.dumps(items).encode())
-
-
-def gather_sources(cfg: QueriesConfig) -> dict[str, list[tuple[str, float]]]:
-    """Each enabled source's (entry, frequency-or-score) list, in the source's own order."""
+    ``scratch_under``: where the bigram job's workers may leave their counts (the stage's folder).
+    """
     sources: dict[str, list[tuple[str, float]]] = {}
     folder = find_wordnet(cfg.wordnet_path)
     if folder is not None:
@@ -169,7 +170,7 @@ def gather_sources(cfg: QueriesConfig) -> dict[str, list[tuple[str, float]]]:
             raise FileNotFoundError(f"titles file not found: {p}")
         sources["titles"] = [(line.strip(), 0.0) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     if cfg.bigram_corpus:
-        sources["bigrams"] = [(b, pmi) for b, pmi, _ in mine_bigrams(cfg)]
+        sources["bigrams"] = [(b, pmi) for b, pmi, _ in mine_bigrams(cfg, scratch_under)]
     if cfg.wordfreq_lang:
         sources["wordfreq"] = wordfreq_words(cfg.wordfreq_lang, cfg.wordfreq_max)
     return sources
@@ -219,7 +220,7 @@ def run_queries(cfg: QueriesConfig, stage: Any, run: Path) -> dict[str, Any]:
     from webclip.runfolder import atomic_write_bytes, atomic_write_json
     from webclip.stats import Tally, check_identity
 
-    sources = {k: list(v) for k, v in gather_sources(cfg).items()}
+    sources = {k: list(v) for k, v in gather_sources(cfg, str(stage.path.resolve())).items()}
     if not sources:
         raise ValueError("no query sources: configure wordnet_path, wordfreq_lang, titles_file or bigram_corpus")
     entries, drops = build_list(sources, cfg.priority, cfg.size)

@@ -1,14 +1,11 @@
-"""Exact and near-duplicate search on Beam: sha256 groups and banded pHash buckets, edges to the launcher."""
+"""Exact and near-duplicate search on Beam: sha256 groups and banded pHash buckets, edges to the launcher
+(through a scratch file on any Beam filesystem, never the launcher's own temporary folder)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 import apache_beam as beam
 
-from webclip.beamio import write_atomically
+from webclip.beamio import scratch_path, take_json, write_json
 from webclip.config import BeamRunner
 from webclip.dedupe.images import band_keys, bucket_edges, exact_edges, resolve_groups
 
@@ -32,18 +29,17 @@ class DuplicateEdges(beam.PTransform):
         return (exact, near) | "AllEdges" >> beam.Flatten() | "Distinct" >> beam.Distinct()
 
 
-def _dump(edges: list, path: str) -> None:
-    write_atomically(path, json.dumps(sorted(edges)).encode())
+def duplicate_groups_beam(items: list[tuple[str, str, str]], threshold: int, runner: BeamRunner,
+                          scratch_under: str) -> dict[str, tuple[str, str]]:
+    """Same result as ``dedupe.images.duplicate_groups``, with the search distributed by Beam.
 
-
-def duplicate_groups_beam(items: list[tuple[str, str, str]], threshold: int,
-                          runner: BeamRunner) -> dict[str, tuple[str, str]]:
-    """Same result as ``dedupe.images.duplicate_groups``, with the search distributed by Beam."""
-    tmp = Path(tempfile.mkdtemp(prefix="webclip-dups-"))
-    with beam.Pipeline(options=runner.beam_options()) as p:
+    The workers hand the edges to the launcher through a scratch file on a Beam filesystem both reach
+    (``--temp_location``, else ``scratch_under``: the stage's output folder); see ``beamio.scratch_path``.
+    """
+    options = runner.beam_options()
+    path = scratch_path(options, scratch_under, "duplicate-edges")
+    with beam.Pipeline(options=options) as p:
         (p | beam.Create(items) | DuplicateEdges(threshold) | beam.combiners.ToList()
-         | beam.Map(_dump, str(tmp / "edges.json")))
-    edges = [tuple(e) for e in json.loads((tmp / "edges.json").read_text())]
-    (tmp / "edges.json").unlink()
-    tmp.rmdir()
+         | beam.Map(sorted) | beam.Map(write_json, path))
+    edges = [tuple(e) for e in take_json(path)]
     return resolve_groups((uid for uid, _, _ in items), edges)

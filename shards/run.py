@@ -272,11 +272,11 @@ def eval_index(folders: list[str], threshold: int) -> HashIndex:
     return index
 
 
-def duplicate_drops(meta: list[dict[str, Any]], cfg: ShardsConfig, record: str | None = None) -> dict[str, str]:
+def duplicate_drops(meta: list[dict[str, Any]], cfg: ShardsConfig, scratch_under: str, record: str | None = None) -> dict[str, str]:
     """uid -> drop reason of every exact or near duplicate among the downloaded images (on Beam when many)."""
     items = [(m["uid"], m["sha256"], m["phash"]) for m in meta]
     if len(items) >= cfg.dedupe_on_beam_from:
-        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg)
+        groups = duplicate_groups_beam(items, cfg.phash_threshold, cfg, scratch_under)
     else:  # small sets: the same functions in-process beat a pipeline's start-up
         groups = duplicate_groups(items, cfg.phash_threshold)
     if record:  # a deterministic sample of the groups, for webclip explore
@@ -423,7 +423,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
     meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
     denied = denied_in_jobs(jobs_dir, jobs)  # kept by jobs finished before the denylist named them
-    drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg,
+    drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg, _absolute(base),
                            record=str(out_stage.path / "duplicate_groups.json")) | denied
     lap("dedupe")
     overlaps, indexed = eval_overlap_drops([m for m in meta if m["uid"] not in drop], cfg, run)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -53,7 +55,9 @@ def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: li
         path = Path(tempfile.mkdtemp(prefix="webclip-workers-")) / "requirements.txt"
         path.write_text("\n".join(worker_requirements(worker_extras)) + "\n")
         args.append(f"--requirements_file={path}")
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    FileSystems.set_options(options)  # the launcher's own reads and listings use the workers' filesystem options
+    return options
 
 
 DROP_EXAMPLES = "drop_examples"  # the tagged output carrying (reason, (rank, example))
@@ -160,6 +164,29 @@ def write_atomically(path: str, data: bytes) -> None:
     with FileSystems.create(tmp) as f:
         f.write(data)
     FileSystems.rename([tmp], [path])
+
+
+def scratch_path(options: PipelineOptions, under: str, name: str) -> str:
+    """A fresh path for one pipeline's intermediate file, which its workers and the launcher both reach.
+
+    Under the pipeline's ``--temp_location`` when given, else under ``under`` (the stage's output folder),
+    on any Beam filesystem; never the launcher's temporary directory, which remote workers cannot see.
+    """
+    temp = options.get_all_options().get("temp_location")
+    return FileSystems.join(temp or under, f"_scratch-{name}-{uuid.uuid4().hex}.json")
+
+
+def write_json(value: Any, path: str) -> None:
+    """Write ``value`` as JSON to ``path`` (any Beam filesystem), atomically: a worker's side of a scratch file."""
+    write_atomically(path, json.dumps(value).encode())
+
+
+def take_json(path: str) -> Any:
+    """Read a JSON scratch file the workers wrote, then delete it: the launcher's side."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        value = json.loads(f.read().decode())
+    FileSystems.delete([path])
+    return value
 
 
 class WritePartFn(beam.DoFn):

@@ -4,15 +4,18 @@ a kill while writing resumes to the same bytes, and the frontier remembers URLs 
 from __future__ import annotations
 
 import json
+import platform
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.crawl.test_crawl_hostile import Route, config, html, sites  # noqa: F401  (fixture)
+from webclip.crawl.allocator import pin_mmap_threshold
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.crawler import Crawler
 from webclip.crawl.extsort import write_sorted_parts
@@ -183,3 +186,9 @@ def test_the_frontier_remembers_urls_by_key() -> None:
         handed.append((nxt[0].page, nxt[1]))
         frontier.release(nxt[2])
     assert handed == [("http://a.test/x", 1), ("http://a.test/y", 1)]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+def test_the_mmap_threshold_is_pinned_on_glibc() -> None:
+    """mallopt(M_MMAP_THRESHOLD) accepted: large buffers are mapped, and unmapped when freed, all crawl long."""
+    assert pin_mmap_threshold()

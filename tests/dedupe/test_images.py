@@ -30,7 +30,7 @@ def test_reencoded_and_resized_copies_are_near_duplicates() -> None:
     assert index.match("sha-original", "0" * 16) == "exact"
 
 
-def test_beam_search_equals_in_process_search() -> None:
+def test_beam_search_equals_in_process_search(tmp_path) -> None:
     import random
 
     from webclip.config import BeamRunner
@@ -46,4 +46,11 @@ def test_beam_search_equals_in_process_search() -> None:
             items.append((f"e{i:04d}", f"sha{i}", f"{h:016x}"))
     local = duplicate_groups(items, threshold=2)
     assert len(local) == 60
-    assert duplicate_groups_beam(items, 2, BeamRunner(direct_num_workers=1, direct_running_mode="in_memory")) == local
+    runner = BeamRunner(direct_num_workers=1, direct_running_mode="in_memory")
+    assert duplicate_groups_beam(items, 2, runner, str(tmp_path)) == local
+    assert not list(tmp_path.iterdir())  # the workers' edges went through a scratch file there, removed once read
+    # With a --temp_location the scratch file goes there instead (Dataflow requires one; any Beam filesystem).
+    temp = tmp_path / "temp"
+    runner.pipeline_args = [f"--temp_location={temp}"]
+    assert duplicate_groups_beam(items, 2, runner, str(tmp_path / "unused")) == local
+    assert temp.is_dir() and not list(temp.iterdir()) and not (tmp_path / "unused").exists()
