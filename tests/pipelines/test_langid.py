@@ -40,7 +40,17 @@ def test_routing_sends_only_unsure_texts_to_lingua() -> None:
     texts = ["the weather in paris today", "чёрная кошка", "gato", "bonjour", "Haus"]
     assert [_langs(routed(0.0)(t)) for t in texts] == [_langs(fast(t)) for t in texts]  # all sure: no lingua
     assert [_langs(routed(1.01)(t)) for t in texts] == [_langs(careful(t)) for t in texts]  # none sure: lingua
-    mixed = routed(0.9)
+    mixed = routed(0.9, long_threshold=0.5)
     for t in texts:
-        expected = fast(t) if fast(t)[0][1] >= 0.9 else careful(t)
+        bar = 0.9 if len(t.split()) <= 3 else 0.5
+        expected = fast(t) if fast(t)[0][1] >= bar else careful(t)
         assert _langs(mixed(t)) == _langs(expected), t
+
+
+def test_long_texts_route_at_their_own_threshold() -> None:
+    fast, careful = get_detector("fasttext"), get_detector("lingua")
+    text = "ein kleines rotes haus am see"  # six words: the long tier
+    score = fast(text)[0][1]
+    assert _langs(routed(1.01, long_threshold=0.0)(text)) == _langs(fast(text))
+    assert _langs(routed(0.0, long_threshold=1.01)(text)) == _langs(careful(text))
+    assert _langs(routed(1.01, long_threshold=score + 1e-6)(text)) == _langs(careful(text))
