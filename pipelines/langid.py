@@ -77,6 +77,9 @@ def _lingua(seed: int) -> Callable[[str], list[tuple[str, float]]]:
 SHORT_WORDS = 3
 ROUTE_THRESHOLD = 0.9
 LONG_THRESHOLD = 0.5
+# lingua's cost grows with the text; its first 12 words (120 characters) decide as well on the sentence
+# set (0.9931 vs 0.9936 whole) and bound the cost of the rare very long alt.
+LINGUA_WORDS, LINGUA_CHARS = 12, 120
 
 
 def routed(threshold: float, seed: int = 0, long_threshold: float | None = None,
@@ -94,7 +97,7 @@ def routed(threshold: float, seed: int = 0, long_threshold: float | None = None,
         bar = threshold if len(text.split()) <= short_words else long_threshold
         if ranked and ranked[0][1] >= bar:
             return ranked
-        return careful(text) or ranked
+        return careful(" ".join(text.split()[:LINGUA_WORDS])[:LINGUA_CHARS]) or ranked
 
     return detect
 

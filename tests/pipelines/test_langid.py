@@ -54,3 +54,10 @@ def test_long_texts_route_at_their_own_threshold() -> None:
     assert _langs(routed(1.01, long_threshold=0.0)(text)) == _langs(fast(text))
     assert _langs(routed(0.0, long_threshold=1.01)(text)) == _langs(careful(text))
     assert _langs(routed(1.01, long_threshold=score + 1e-6)(text)) == _langs(careful(text))
+
+
+def test_lingua_reads_only_the_first_words_of_a_long_unsure_text() -> None:
+    careful = get_detector("lingua")
+    head = "das kleine rote haus am see mit einem garten und einem alten baum"
+    text = head + " " + " ".join(["the quick brown fox jumps over the lazy dog"] * 30)
+    assert _langs(routed(1.01, long_threshold=1.01)(text)) == _langs(careful(" ".join(head.split()[:12])))
