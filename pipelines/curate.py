@@ -265,6 +265,7 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
         if not cands.done:
             raise FileNotFoundError(f"no finished crawl in {cands.path}: run `webclip crawl` first")
     cands_table = table_in(cfg.candidates_path, "candidates") if cfg.candidates_path else table_path(run.resolve(), "candidates")
+    options = cfg.beam_options()  # first: it gives FileSystems the options the launcher's listings need (s3://)
     inputs = list_parts(cands_table)
     if not inputs:
         raise FileNotFoundError(f"no candidate parts in {cands_table}")
@@ -273,7 +274,7 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
     stale = [p for t in ("curated", "pool", "query_counts") for p in list_parts(table_in(out, t))]
     if stale:
         FileSystems.delete(stale)
-    with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=cfg.beam_options()) as p:
+    with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=options) as p:
         build_pipeline(p, inputs, cfg, queries_path, out, denylist.for_run(run))
     denylist.record(run, "optout-curate", optout_entries(iter_rows(inputs, columns=["page_url", "opt_out"])))
     result = p.result if hasattr(p, "result") else None
