@@ -178,7 +178,7 @@ def plan_pool(run: Path, full: denylist.Denylist) -> dict[str, Any] | None:
     if not stats_path.exists() or not storage.exists(pool):
         return None
     gone = {str(p): sorted(uids) for p in parts(pool)
-            if (uids := {r["uid"] for r in iter_rows([p], columns=["uid", "image_url", "page_url"])
+            if (uids := {r["uid"] for r in iter_rows([str(p)], columns=["uid", "image_url", "page_url"])
                          if denylist.row_denied(full, r)})}
     return {"run": str(run), "parts": gone, "stats": json.loads(stats_path.read_text())}
 
