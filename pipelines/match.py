@@ -13,7 +13,11 @@
   no-break space included, made one space), which is what MetaCLIP's raw alt text would differ on.
 
 Entries sharing a key all match together (every id is returned); entries with an empty key can never match.
-Both are counted by ``Automaton.report`` and recorded in the curate stage's stats.
+Both are counted by ``Automaton.report`` and recorded in the curate stage's stats. In word mode a match is
+dropped where it starts or ends at a position ``normalise.word_key`` closes (inside a hyphenated compound), and
+a one-character Han entry matches only where the character stands alone (``single_han_alone``: 猫 in 我的猫,
+not in 熊猫). With ``inflections`` an entry that folding changes is also keyed as written, so a name the caption
+keeps unfolded (Texas, Williams) still finds it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from webclip.pipelines.normalise import entry_match_key, fold_accents, match_key
+from webclip.pipelines.normalise import (
+    NO_POSITIONS,
+    entry_match_key,
+    fold_accents,
+    has_compound,
+    match_key,
+    word_key,
+)
 
 MODES = ("word", "substring", "metaclip")
 FIRST, SECOND = itemgetter(0), itemgetter(1)
@@ -94,6 +105,38 @@ def key_report(entries: list[str], mode: str = "word", inflections: bool = False
     return {"entries": len(entries), "keys": len(by_key), "empty_key": len(empty), "key_collision": shared}
 
 
+# Han characters that are grammar, not content (particles, pronouns, prepositions, measure words, negation):
+# next to one of them a single character stands as a word of its own (我的猫很可爱: 猫 is "cat").
+HAN_FUNCTION = frozenset("的地得之了着过和与及或在于从向往对把被给跟让是有很太也都就还又不没这那哪我你他她它们吗呢吧啊呀个只位条张些一两上下")
+
+
+# Japanese writes a word's inflection in Hiragana after its kanji (折り, 問い): a Hiragana after a kanji ends the
+# word only if it is a particle; one before a kanji ends the word before, but for the honorific prefixes お and ご.
+KANA_PARTICLES = frozenset("のとはがをにでもへやかねよ")
+HONORIFIC = frozenset("おご")
+
+
+def is_han(c: str) -> bool:
+    """Whether a character is a CJK ideograph (the unified blocks, compatibility ideographs, extensions B on)."""
+    return "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" or "\U00020000" <= c <= "\U0003134f"
+
+
+def is_hiragana(c: str) -> bool:
+    return "\u3041" <= c <= "\u309f"
+
+
+def single_han_alone(key: str, start: int, end: int) -> bool:
+    """Whether a one-character Han entry found at ``key[start:end]`` (' 猫 ') stands alone: Chinese and Japanese
+    build most words from several characters, and a single one inside such a run is a part (熊猫 panda, 马上
+    at once, 山田 a surname), not the word the entry means. Its neighbours must each be no ideograph, or a
+    grammatical one (``HAN_FUNCTION``), and by the Hiragana rules above."""
+    before = key[start - 1] if start else ""
+    after = key[end] if end < len(key) else ""
+    if is_han(before) and before not in HAN_FUNCTION or before in HONORIFIC:
+        return False
+    return not (is_han(after) and after not in HAN_FUNCTION or is_hiragana(after) and after not in KANA_PARTICLES)
+
+
 class Automaton:
     """An Aho-Corasick automaton over entry keys; the value of a key is the sorted ids sharing it.
 
@@ -108,8 +151,13 @@ class Automaton:
         self.mode, self.backend, self.inflections, self.accents = mode, backend, inflections, accents
         by_key, self.empty = group_keys(entries, mode, inflections)
         self.n_entries = len(entries)
+        self.shared = sum(len(ids) for ids in by_key.values() if len(ids) > 1)
+        self.n_keys = len(by_key)
+        self.as_written = mode == "word" and inflections and add_written_keys(entries, by_key)
         self.keys = list(by_key)
         self.ids = [tuple(by_key[k]) for k in self.keys]
+        self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1])) \
+            if mode == "word" else frozenset()
         self.auto = make_backend(self.keys, backend) if self.keys else None
 
     def __len__(self) -> int:
@@ -117,16 +165,28 @@ class Automaton:
 
     def report(self) -> dict[str, int]:
         """As ``key_report``: entries, keys, empty keys, entries sharing their key."""
-        shared = sum(len(ids) for ids in self.ids if len(ids) > 1)
-        return {"entries": self.n_entries, "keys": len(self.keys), "empty_key": len(self.empty), "key_collision": shared}
+        return {"entries": self.n_entries, "keys": self.n_keys, "empty_key": len(self.empty),
+                "key_collision": self.shared}
 
-    def hits(self, key: str) -> set[int]:
-        """Indexes of the keys found in an already keyed text (overlapping matches)."""
+    def hits(self, key: str, no_start: frozenset[int] = NO_POSITIONS, no_end: frozenset[int] = NO_POSITIONS) -> set[int]:
+        """Indexes of the keys found in an already keyed text (overlapping matches), less those starting or
+        ending at a closed position (``word_key``) and one-character Han entries inside a longer word."""
         if self.auto is None:
             return set()
+        if not no_end:
+            if self.backend == "ahocorasick_rs":
+                found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+            else:
+                found = set(map(SECOND, self.auto.iter(key)))
+            if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
+                return found
         if self.backend == "ahocorasick_rs":
-            return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-        return set(map(SECOND, self.auto.iter(key)))
+            spans = self.auto.find_matches_as_indexes(key, overlapping=True)
+        else:
+            spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, k in self.auto.iter(key)]
+        single_han = self.single_han
+        return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
+                and (k not in single_han or single_han_alone(key, start, end))}
 
     def text_keys(self, text: str) -> tuple[str, ...]:
         """The keys a caption is scanned with."""
@@ -136,13 +196,34 @@ class Automaton:
         """Indexes of the keys found in a caption, under each of its ``text_keys`` (inlined for word mode)."""
         if self.mode != "word":
             return self.hits(TEXT_KEYS[self.mode](text, False, False)[0])
-        key = match_key(text, self.inflections)
-        found = self.hits(key)
+        if has_compound(text):
+            key, no_start, no_end = word_key(text, self.inflections)
+        else:
+            key, no_start, no_end = match_key(text, self.inflections), NO_POSITIONS, NO_POSITIONS
+        found = self.hits(key, no_start, no_end)
         if self.accents and not key.isascii():
             folded = fold_accents(key)
-            if folded != key:
-                found |= self.hits(folded)
+            if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
+                same = len(folded) == len(key)
+                found |= self.hits(folded, no_start if same else NO_POSITIONS, no_end if same else NO_POSITIONS)
         return found
+
+
+def add_written_keys(entries: list[str], by_key: dict[str, list[int]]) -> bool:
+    """Also key each entry that inflection folding changes as written (``williams``, ``texas``): it is found
+    where the caption writes it as a name, which ``proper_plurals`` keeps unfolded. Whether any key was added."""
+    added = False
+    for i, entry in enumerate(entries):
+        if "s" not in entry and "S" not in entry and entry.isascii():
+            continue  # only a word ending in s can be a name kept unfolded
+        written = entry_match_key(entry)
+        if written.strip() and written not in by_key and entry_match_key(entry, True) != written:
+            by_key[written] = [i]
+            added = True
+        elif written in by_key and i not in by_key[written] and entry_match_key(entry, True) != written:
+            by_key[written].append(i)
+            added = True
+    return added
 
 
 def make_backend(keys: list[str], backend: str) -> Any:
@@ -173,7 +254,8 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
     found = auto.scan(text)
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
-    return sorted(chain.from_iterable(map(auto.ids.__getitem__, found)))  # keys' id sets are disjoint
+    ids = chain.from_iterable(map(auto.ids.__getitem__, found))
+    return sorted(set(ids)) if auto.as_written else sorted(ids)  # keys' id sets are disjoint but for written keys
 
 
 def load_queries(path: str) -> list[str]:

@@ -13,8 +13,11 @@ where its tokens appear as whole tokens in the caption. Tokens (see ``TOKEN``):
   family and ``🇵🇫`` not between ``🇯🇵🇫🇷``; a skin-tone modifier is a token of its own (``👍`` finds ``👍🏽``).
 
 Every other character (spaces, punctuation, controls) separates tokens. Optional folds, applied on both
-sides: ``fold_inflection`` (English plural and possessive) and ``fold_accents`` (Latin and Greek accents,
-Arabic and Hebrew vowel marks).
+sides: ``fold_inflection`` (English plural and possessive; pluralia tantum such as glasses stay whole) and
+``fold_accents`` (Latin and Greek accents, Arabic and Hebrew vowel marks). On the caption side, a plural-looking
+word capitalised inside a sentence-case alt is a name and is not folded (``proper_plurals``: Robin Williams, Tyra
+Banks), and ``word_key`` closes the key positions inside hyphenated compounds where a match may not end (a
+modifier: hand-made) or, for names like T-Mobile, start.
 """
 
 from __future__ import annotations
@@ -87,19 +90,128 @@ def tokens(text: str) -> list[str]:
     if text.isascii():
         key = text.translate(ASCII_KEY)
         return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
+    return TOKEN.findall(_prepared(text))
+
+
+def _prepared(text: str) -> str:
+    """A non-ASCII text as the tokeniser reads it: joiners and look-alikes settled, NFKC, casefolded."""
     if not NEEDS_PRE.search(text):
-        return TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+        return unicodedata.normalize("NFKC", text).casefold()
     text = text.translate(PRE_KEY)
     if "\u200d" in text:
         text = LOOSE_ZWJ.sub("", text)
     key = unicodedata.normalize("NFKC", text).casefold()
-    return TOKEN.findall(key.replace(DOTTED_I, "i") if DOTTED_I in key else key)
+    return key.replace(DOTTED_I, "i") if DOTTED_I in key else key
+
+
+def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """The string the tokeniser reads and each token's span in it (for ASCII, the spans are the text's too)."""
+    if text.isascii():
+        key = text.translate(ASCII_KEY)
+        pattern = ASCII_TOKEN if ASCII_SPECIAL.search(key) else NON_SPACE
+        return key, [m.span() for m in pattern.finditer(key)]
+    key = _prepared(text)
+    return key, [m.span() for m in TOKEN.finditer(key)]
+
+
+def _folded(text: str, toks: list[str]) -> list[str]:
+    """Tokens folded by ``fold_inflection``, except the words ``proper_plurals`` finds to be names."""
+    folded = list(map(FOLDED.__getitem__, toks))
+    if folded == toks or not (names := proper_plurals(text)):  # nothing folded, or no name among what was
+        return folded
+    return [t if t in names else f for t, f in zip(toks, folded, strict=True)]
 
 
 def match_key(text: str, inflections: bool = False) -> str:
-    """Space-padded tokens; with ``inflections`` each token is folded by ``fold_inflection``."""
+    """Space-padded tokens; with ``inflections`` each token is folded by ``fold_inflection`` (names excepted)."""
     toks = tokens(text)
-    return " " + " ".join(map(FOLDED.__getitem__, toks) if inflections else toks) + " "
+    return " " + " ".join(_folded(text, toks) if inflections else toks) + " "
+
+
+def word_key(text: str, inflections: bool = False) -> tuple[str, frozenset[int], frozenset[int]]:
+    """``match_key`` and the key positions (separators) where a match may not start, and may not end.
+
+    A hyphenated compound in prose is one word whose head is its last part (self-portrait is a portrait;
+    hand-made is not a hand): a match may not end after one of its other parts. A compound with a one-letter
+    part and a capitalised part after the first is a name (T-Mobile, Jay-Z, e-Tron, Chick-fil-A): no match starts
+    inside it either (a t-shirt is still a shirt). A file name or slug (no space) and an all-capitals alt use
+    hyphens as spaces.
+    """
+    if not has_compound(text):
+        return match_key(text, inflections), NO_POSITIONS, NO_POSITIONS
+    prepared, spans = token_spans(text)
+    raw = [prepared[a:b] for a, b in spans]
+    toks = _folded(text, raw) if inflections else raw
+    between = text if text.isascii() else prepared
+    after, end = [], 0
+    for t in toks:
+        end += 1 + len(t)
+        after.append(end)  # the separator after each token
+    no_start, no_end = set(), set()
+    i = 0
+    while i < len(raw) - 1:
+        j = i
+        while j < len(raw) - 1 and between[spans[j][1]:spans[j + 1][0]] in HYPHENS and _part(raw[j], raw[j + 1]):
+            j += 1
+        if j > i:
+            name = any(len(raw[k]) == 1 for k in range(i, j + 1)) and text.isascii() and any(
+                text[spans[k][0]].isupper() for k in range(i + 1, j + 1))
+            for k in range(i, j):
+                no_end.add(after[k])
+                if name:
+                    no_start.add(after[k])
+        i = j + 1
+    return " " + " ".join(toks) + " ", frozenset(no_start), frozenset(no_end)
+
+
+def has_compound(text: str) -> bool:
+    """Whether ``word_key`` closes positions in ``text``: prose (a space, not all capitals) with letters hyphenated."""
+    return " " in text and ("-" in text or not text.isascii()) and HYPHENATED.search(text) is not None \
+        and not text.isupper()
+
+
+def _part(*parts: str) -> bool:
+    """Whether tokens can be parts of a hyphenated word compound (letters, maybe an apostrophe: bird's-eye)."""
+    return all(t.replace("'", "").isalpha() for t in parts)
+
+
+def proper_plurals(text: str) -> frozenset[str]:
+    """Plural-looking words that are names: written with a capital in the middle of a sentence-case alt.
+
+    English writes common nouns lower-case inside a sentence, so "Robin Williams on stage", "Tyra Banks hosts
+    the show" and "Venus and Mars" name people and places; in a title-case or all-capitals alt ("Why Movies
+    Went From 15 Minutes") capitals say nothing and every word folds. Title case (``_title_case``): at least two
+    words after the first (function words aside), three in four of them capitalised.
+    """
+    if CAPITAL_PLURAL.search(text) is None:  # most alts: decided by one search
+        return NO_NAMES
+    names = frozenset(m.group(1).casefold() for m in CAPITAL_PLURAL.finditer(text)
+                      if text[m.start() - 1].isalnum() or text[m.start() - 1] in AFTER_WORD)
+    if not names or all(FOLDED[w] == w for w in names) or _title_case(text):  # none that folding would change
+        return NO_NAMES
+    return names
+
+
+def _title_case(text: str) -> bool:
+    """At least two words after the first, function words aside, and three in four of them capitalised."""
+    words = (ASCII_WORD if text.isascii() else LATIN_WORD).findall(text)
+    rest = [w for w in words[1:] if w.casefold() not in FUNCTION_WORDS]
+    return len(rest) >= 2 and 4 * sum(w[0].isupper() for w in rest) >= 3 * len(rest)
+
+
+HYPHENS = ("-", "\u2010", "\u2011")
+HYPHENATED = re.compile(r"[^\W\d_][-\u2010\u2011][^\W\d_]")  # letters on both sides
+NO_POSITIONS: frozenset[int] = frozenset()
+NO_NAMES: frozenset[str] = frozenset()
+NON_SPACE = re.compile(r"\S+")
+# A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word, a comma or a closing
+# mark (``AFTER_WORD``, checked in Python): not the start of a sentence. A literal space first, for speed.
+CAPITAL_PLURAL = re.compile(r"(?<!^) ([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
+AFTER_WORD = frozenset(",;')]’")
+ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+LATIN_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’]*")
+_FUNCTION_WORDS = "a an the and but or nor for so yet as at by in of off on per to up via with from into onto over than that this vs"
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())  # left lower-case in titles
 
 
 def entry_match_key(entry: str, inflections: bool = False) -> str:
@@ -127,7 +239,9 @@ FOLDED = FoldCache()
 _KEEP_S = (
     "news goods shorts means lens pants series species always perhaps sometimes towards afterwards whereas "
     "thanks physics mathematics economics politics ethics athletics gymnastics diabetes measles billiards "
-    "bus gas yes his its has was this thus does goes us")
+    "bus gas yes his its has was this thus does goes us "
+    # pluralia tantum: the plural names another thing than the singular (glasses are not glass)
+    "glasses sunglasses eyeglasses scissors trousers jeans pliers tongs binoculars goggles clothes tweezers")
 KEEP_S = frozenset(_KEEP_S.split())
 SIBILANT_ES = ("sses", "shes", "ches", "xes", "zzes")
 _IRREGULAR = (
