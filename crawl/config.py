@@ -57,7 +57,7 @@ class CrawlConfig(BeamRunner):
     strip_tracking_params: bool = True  # drop utm_* and similar parameters when normalising URLs
     parser: str = "scan"  # scan (targeted tokenizer), selectolax, or bs4 (the reference)
     rows_per_part: int = 500_000  # candidate rows per Parquet part, at most
-    sort_rows_per_run: int = 20_000  # candidate rows sorted in memory at once (the rest in sorted runs on disk)
+    sort_rows_per_run: int = 10_000  # candidate rows sorted in memory at once (the rest in sorted runs on disk)
     progress: bool = True  # show progress bars
     paths: list[str] = field(default_factory=list)  # WARC/WAT files: local, gs://, s3://, https://
     paths_file: str | None = None  # text file with one archive path per line (a missing one is a counted drop)

@@ -41,6 +41,7 @@ def arrow_pool() -> pa.MemoryPool:
     group goes back to the system; pyarrow's default mimalloc pool kept 15 to 30 MB more at the write's peak."""
     return pa.system_memory_pool()
 
+
 Keyed = tuple[tuple[Any, ...], dict[str, Any]]  # (row_sort_key, row)
 
 
@@ -91,13 +92,19 @@ def merged(runs: list[Path], fan_in: int = FAN_IN) -> Iterator[dict[str, Any]]:
 
 
 def row_group(rows: Iterator[dict[str, Any]], schema: pa.Schema, size: int, batch_rows: int) -> pa.Table | None:
-    """The next ``size`` rows as one contiguous table (built ``batch_rows`` dicts at a time); None when done."""
-    batches, n, pool = [], 0, arrow_pool()
-    while n < size and (chunk := list(islice(rows, min(batch_rows, size - n)))):
-        columns = [pa.array([r.get(f.name) for r in chunk], f.type, memory_pool=pool) for f in schema]
-        batches.append(pa.RecordBatch.from_arrays(columns, schema=schema))
-        n += len(chunk)
-    return pa.Table.from_batches(batches, schema=schema).combine_chunks(memory_pool=pool) if batches else None
+    """The next ``size`` rows as a table of one-chunk columns (the writer's bytes depend on chunking); None when done.
+
+    Converted ``batch_rows`` dicts at a time, then joined column by column: one column's copy at a time.
+    """
+    pool, chunks, n = arrow_pool(), {f.name: [] for f in schema}, 0
+    while n < size and (batch := list(islice(rows, min(batch_rows, size - n)))):
+        for f in schema:
+            chunks[f.name].append(pa.array([r.get(f.name) for r in batch], f.type, memory_pool=pool))
+        n += len(batch)
+    if not n:
+        return None
+    return pa.Table.from_arrays([pa.concat_arrays(chunks.pop(f.name), memory_pool=pool) for f in schema],
+                                schema=schema)
 
 
 def write_part(path: Path, rows: Iterator[dict[str, Any]], schema: pa.Schema, row_group_size: int,
