@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from itertools import accumulate
 
 import regex
 
@@ -71,6 +72,10 @@ _AW = r"[a-z0-9]+(?:'[a-z0-9]+)*"
 _AG = "[" + re.escape(ASCII_GLUE) + "]"
 ASCII_TOKEN = re.compile(rf"{_AW}(?:{_AG}+(?:{_AW})?)*|{_AG}")
 ASCII_SPECIAL = re.compile(rf"'|{_AG}")
+# A hyphenated compound of letter words, as ASCII_TOKEN reads it: no letter, digit or glued symbol either side.
+_EDGE = "A-Za-z0-9" + re.escape(ASCII_GLUE)
+ASCII_COMPOUND = re.compile(rf"(?<![{_EDGE}])(?<![{_EDGE}]')[A-Za-z]+(?:'[A-Za-z]+)*(?:-[A-Za-z]+(?:'[A-Za-z]+)*)+"
+                            rf"(?![{_EDGE}])(?!'[A-Za-z0-9])")
 
 
 def normalise_caption(alt: str) -> str:
@@ -139,6 +144,32 @@ def word_key(text: str, inflections: bool = False) -> tuple[str, frozenset[int],
     """
     if not has_compound(text):
         return match_key(text, inflections), NO_POSITIONS, NO_POSITIONS
+    if text.isascii():
+        key = match_key(text, inflections)
+        return (key, *ascii_compound_positions(text, key))
+    return compound_positions(text, inflections)
+
+
+def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], frozenset[int]]:
+    """``word_key``'s closed positions for an ASCII text, from its compounds found by one regex and the count of
+    tokens before each (``compound_positions`` is the general reading; a test keeps the two equal)."""
+    no_start, no_end = set(), set()
+    ends: list[int] = []
+    for m in ASCII_COMPOUND.finditer(text):
+        parts = m.group().split("-")
+        if not ends:
+            ends = list(accumulate(len(t) + 1 for t in key[1:-1].split(" ")))  # the separator after each token
+        first = len(tokens(text[:m.start()]))
+        name = any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:])
+        for k in range(first, first + len(parts) - 1):
+            no_end.add(ends[k])
+            if name:
+                no_start.add(ends[k])
+    return frozenset(no_start), frozenset(no_end)
+
+
+def compound_positions(text: str, inflections: bool) -> tuple[str, frozenset[int], frozenset[int]]:
+    """``word_key`` read token by token (any script)."""
     prepared, spans = token_spans(text)
     raw = [prepared[a:b] for a, b in spans]
     toks = _folded(text, raw) if inflections else raw
@@ -155,7 +186,7 @@ def word_key(text: str, inflections: bool = False) -> tuple[str, frozenset[int],
             j += 1
         if j > i:
             name = any(len(raw[k]) == 1 for k in range(i, j + 1)) and text.isascii() and any(
-                text[spans[k][0]].isupper() for k in range(i + 1, j + 1))
+                text[spans[k][0]].isupper() for k in range(i + 1, j + 1))  # case is known in ASCII text only
             for k in range(i, j):
                 no_end.add(after[k])
                 if name:

@@ -17,9 +17,18 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webclip.pipelines.match import build_automaton, match_ids
-from webclip.pipelines.normalise import fold_inflection, normalise_caption, proper_plurals, word_key
+from webclip.pipelines.normalise import (
+    compound_positions,
+    fold_inflection,
+    has_compound,
+    normalise_caption,
+    proper_plurals,
+    word_key,
+)
 
 CHECK = Path(__file__).parent / "data" / "match_check_alts.jsonl"
 
@@ -112,3 +121,12 @@ def test_fresh_check_of_real_alts() -> None:
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     # Measured 0.913 / 0.904; before these rules 0.609 / 0.990 (every modifier, team and Han part matched).
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["Hand", "made", "-", " ", "T", "x", "'", "s", "c++", "$", "9", "Bird's", "A^", "--",
+                                 "e", ".", ",", "Z"]), max_size=14).map("".join))
+def test_ascii_compound_positions_equal_the_token_reading(text: str) -> None:
+    if has_compound(text) and text.isascii():
+        for inflections in (False, True):
+            assert word_key(text, inflections) == compound_positions(text, inflections), text
