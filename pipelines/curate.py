@@ -18,6 +18,7 @@ from webclip.beamio import (
     collect_counters,
     count_rows_any,
     list_parts,
+    reachable_copy,
     table_summary,
     write_atomically,
 )
@@ -271,11 +272,14 @@ def run_curate(cfg: CurateConfig, out_stage: StageDir, run: Path) -> dict[str, A
         raise FileNotFoundError(f"no candidate parts in {cands_table}")
     queries_path = resolve_queries(cfg, run)
     out = cfg.output_path or str(out_stage.path.resolve())
+    for_workers = reachable_copy(queries_path, options, out)  # a local query list, copied where remote workers read
     stale = [p for t in ("curated", "pool", "query_counts") for p in list_parts(table_in(out, t))]
     if stale:
         FileSystems.delete(stale)
     with watch("curate (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=options) as p:
-        build_pipeline(p, inputs, cfg, queries_path, out, denylist.for_run(run))
+        build_pipeline(p, inputs, cfg, for_workers, out, denylist.for_run(run))
+    if for_workers != queries_path:
+        FileSystems.delete([for_workers])
     denylist.record(run, "optout-curate", optout_entries(iter_rows(inputs, columns=["page_url", "opt_out"])))
     result = p.result if hasattr(p, "result") else None
     counters = collect_counters(result) if result is not None else {}

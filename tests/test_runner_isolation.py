@@ -260,13 +260,20 @@ def test_crawl_cc_queries_and_curate_on_isolated_workers_with_s3(isolated: dict,
         assert (remote / "queries" / name).read_bytes() == (local / "queries" / name).read_bytes(), name
     assert json.loads((local / "queries" / "stats.json").read_text())["per_source"]["bigrams"] > 0
     assert not s3.glob(f"{BUCKET}/tmp/**") and not list((remote / "queries").glob("_scratch-*"))
-    s3.put(str(remote / "queries" / "queries.json"), f"{BUCKET}/run/queries.json")
 
     curate = {"progress": False, "num_parts": 2, "lang_detector": "langdetect"}
     ref = _stage("curate", local, {**curate, **LOCAL, "queries": str(local / "queries" / "queries.json")})
-    # Inputs from S3, output in the run folder (each write to S3 costs Beam a new boto3 client: slow here).
-    # Candidates found where the crawl recorded them (its stats.json ``output``).
-    out = _stage("curate", remote, {**curate, **isolated, "queries": f"s3://{BUCKET}/run/queries.json"})
+    # Candidates from S3, where the crawl recorded them (its stats.json ``output``); a query list only the
+    # launcher sees, which curate copies under --temp_location for the workers; output in the run folder
+    # (every write to S3 costs Beam a new boto3 client: slow here).
+    hidden = Path(tempfile.mkdtemp(prefix="launcher-queries-"))
+    shutil.copy(remote / "queries" / "queries.json", hidden / "queries.json")
+    try:
+        out = _stage("curate", remote, {**curate, "runner": isolated["runner"], "queries": str(hidden / "queries.json"),
+                                        "pipeline_args": [*isolated["pipeline_args"], f"--temp_location={temp}"]})
+    finally:
+        shutil.rmtree(hidden)
+    assert not s3.glob(f"{BUCKET}/tmp/**")
     assert ref["kept"] > 0 and {k: out[k] for k in ("in", "kept", "dropped", "matched")} == {
         k: ref[k] for k in ("in", "kept", "dropped", "matched")}
     for table in ("curated", "pool", "query_counts"):

@@ -176,6 +176,16 @@ def scratch_path(options: PipelineOptions, under: str, name: str) -> str:
     return FileSystems.join(temp or under, f"_scratch-{name}-{uuid.uuid4().hex}.json")
 
 
+def reachable_copy(path: str, options: PipelineOptions, under: str) -> str:
+    """``path`` as remote workers can read it: a local file goes to a scratch path (the caller deletes it)
+    when the pipeline's ``--temp_location`` or ``under`` is remote; otherwise the path itself."""
+    if "://" in path or "://" not in (options.get_all_options().get("temp_location") or under):
+        return path
+    copy = scratch_path(options, under, Path(path).stem)
+    write_atomically(copy, Path(path).read_bytes())
+    return copy
+
+
 def write_json(value: Any, path: str) -> None:
     """Write ``value`` as JSON to ``path`` (any Beam filesystem), atomically: a worker's side of a scratch file."""
     write_atomically(path, json.dumps(value).encode())
