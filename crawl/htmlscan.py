@@ -11,10 +11,18 @@ robots) and ends at the next tag that does, reading an ``<img>`` found there in 
 
 ``<picture>``: an ``<img>`` gets the ``<source>`` elements that are its siblings before it, as HTML5
 chooses them: inside a picture every tag is tokenized and the elements open inside it are tracked
-(void elements, implied ``</p>``/``</li>``, a ``</picture>`` ignored past a special element, an end
-tag of an element open outside closing the picture), so sources in a nested ``<noscript>`` or an
-outer picture are not used. Work is linear in the nesting depth; at most ``MAX_SOURCES`` sources are
-kept per picture. Agreement with html5lib and with bs4 + lxml is measured by the tests.
+(void elements, implied ``</p>``/``</li>``, a ``</picture>`` ignored past a special element), so sources
+in a nested ``<noscript>`` or an outer picture are not used. Where a tag inside a picture depends on
+what is open around it (an end tag with no such element inside, a block start tag closing an outer
+``<p>``, a new ``<li>`` or ``<a>``), ``_Outside`` works that out by a second pass over the page, run only
+then and never over the same text twice. Work is linear in the nesting depth; at most ``MAX_SOURCES``
+sources are kept per picture.
+
+Foreign content: inside ``<svg>``/``<math>`` tags are foreign (no raw text, ``/>`` closes, CDATA sections,
+``<image>`` and ``<base>`` are SVG's) until the end tag or a breakout tag (``<img>``, ``<p>``, ``<div>``, …);
+integration points (``<foreignObject>``, ``<desc>``, ``<title>``, ``<mi>``…) hold HTML. Outside it,
+``<image>`` is an ``<img>``. ``<template>`` contents are inert: nothing in them is a page image, link or
+base. Agreement with html5lib and with bs4 + lxml is measured by the tests.
 """
 
 from __future__ import annotations
@@ -307,7 +315,7 @@ _SPECIAL = _words(_BLOCKS + " applet area base basefont bgsound body br button c
 # End tags with their own tree-builder rule: they close the element if it is in scope (not behind one of
 # _SCOPE), and one with no such element open inside the pictures closes an element around them.
 _CLOSES_OUTSIDE = _words(_BLOCKS + " button li dd dt a b big code em font i nobr s small strike strong tt u "
-                         "applet marquee object")
+                         "applet marquee object") - {"form"}  # </form> takes the form alone off the stack
 _FORMATTING = _words("a b big code em font i nobr s small strike strong tt u")
 _SCOPE = _words("applet caption html table td th marquee object template")
 _SCOPES = {"p": _SCOPE | {"button"}, "li": _SCOPE | {"ol", "ul"}}
@@ -318,6 +326,7 @@ _SOFT_SPECIAL = _words("address div p")  # special elements a new list item look
 _NO_REOPEN = _words(_BLOCKS + " li dd dt table hr source param track textarea script style title meta base link "
                     "noframes plaintext")
 _MOVE_LIMIT = 64
+_CLOSES_OUTSIDE_START = _CLOSES_P | frozenset(["li", "dd", "dt", "a"])
 # End tags that leave foreign content when no foreign element of that name is open: the breakouts </p> and </br>,
 # and the end tags of HTML elements that close the element around the <svg> they name (assumed open there).
 _LEAVES = sorted((_CLOSES_OUTSIDE - _FORMATTING) | {"p", "br", "template"})
@@ -348,12 +357,15 @@ class _Sources:
 
 
 class _OpenElements:
-    """The elements open inside the outermost open ``<picture>``, as the tree builder's stack holds them.
+    """The elements open inside the outermost open ``<picture>``, as the tree builder's stack holds them
+    (``outer`` gives the elements open around it, worked out when a tag needs them); with no ``outer``, the
+    elements open in the whole page.
 
     Index lists per name and per kind of element keep every step O(1) amortized.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outer: Callable[[], _OpenElements] | None = None) -> None:
+        self.outer = outer
         self.names: list[str] = []
         self.where: dict[str, list[int]] = {}
         self.specials: list[int] = []
@@ -404,6 +416,26 @@ class _OpenElements:
             self.push(name)
         self.reopen.clear()
 
+    def in_scope(self, name: str) -> bool:
+        """HTML5's "has an element in scope" (button scope for p, list item scope for li)."""
+        i = self.last(name)
+        return i >= 0 and max(self.last(n) for n in _SCOPES.get(name, _SCOPE)) < i
+
+    def list_item(self, name: str) -> int:
+        """The open list item a new ``<li>``/``<dd>``/``<dt>`` closes (-1: none; a special element hides it)."""
+        item = max(self.last(n) for n in _LIST_ITEMS[name])
+        return item if item >= 0 and not (self.hard_specials and self.hard_specials[-1] > item) else -1
+
+    def closes_outside(self, name: str) -> bool:
+        """Whether a start tag that closes nothing inside the pictures closes an element open around them."""
+        if self.outer is None or not self.names:
+            return False
+        if name in _CLOSES_P and max(self.last(n) for n in _SCOPES["p"]) < 0 and self.outer().in_scope("p"):
+            return True
+        if name in _LIST_ITEMS and not self.hard_specials and self.outer().list_item(name) >= 0:
+            return True
+        return name == "a" and self.outer().last("a") >= 0
+
     def start(self, name: str) -> None:
         """A start tag of an element that is not void: close what it closes, then open it."""
         if name == "a":  # a new <a> first ends the open one
@@ -415,10 +447,11 @@ class _OpenElements:
             self.reopen_formatting()
         if name in _CLOSES_P and (p := self.last("p")) > max(self.last(n) for n in _SCOPES["p"]):
             self.pop_to(p)
-        if name in _LIST_ITEMS:
-            item = max(self.last(n) for n in _LIST_ITEMS[name])
-            if item >= 0 and not (self.hard_specials and self.hard_specials[-1] > item):
-                self.pop_to(item)
+        if name in _LIST_ITEMS and (item := self.list_item(name)) >= 0:
+            self.pop_to(item)
+        elif name in _CLOSES_OUTSIDE_START and self.closes_outside(name):
+            self.pop_to(0, closed=False)  # it closes an element around the pictures, and them with it
+            return
         self.push(name)
 
     def end(self, name: str) -> None:
@@ -427,8 +460,12 @@ class _OpenElements:
         if i < 0:
             if name in self.reopen:
                 self.reopen.remove(name)
-            elif name in _CLOSES_OUTSIDE:
+            elif name in _CLOSES_OUTSIDE and self.outer is not None and self.outer().in_scope(name):
                 self.pop_to(0, closed=False)  # it names an element around the pictures
+            return  # no such element in scope: HTML5 ignores it
+        if name == "form":  # the form element alone leaves the stack
+            if self.in_scope("form"):
+                self.pop_at(i)
             return
         if name in _FORMATTING and self.specials and self.specials[-1] > i:
             self.pop_at(i)  # the adoption agency: the element moves below the block after it
@@ -450,6 +487,41 @@ class _OpenElements:
             self.push(name)
 
 
+class _Outside:
+    """The elements open around the outermost ``<picture>``: a second pass tokenizing every tag, run only when
+    a tag inside a picture needs them, from where it last stopped (so at most once over the page)."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.open = text, 0, _OpenElements()
+
+    def at(self, stop: int) -> _OpenElements:
+        """The open elements just before position ``stop`` (a tag's '<')."""
+        text, pos, open_ = self.text, self.pos, self.open
+        while pos < stop:
+            text_end = _SKIP_TEXT.match(text, pos)  # always matches, maybe empty
+            pos = text_end.end() if text_end else pos
+            m = _NEXT.match(text, pos) if pos < stop else None
+            if m is None:
+                pos += pos < stop
+            elif m.group(1):
+                pos = _comment_end(text, m.end())
+            elif m.group(2):
+                end = text.find(">", m.end())
+                pos = -1 if end < 0 else end + 1
+            else:
+                name, pos = m.group(4).lower(), _tag_end(text, m.end())
+                if pos >= 0 and m.group(3):
+                    open_.end(name)
+                elif pos >= 0 and name in _RAW_END:
+                    pos = _skip_raw(text, pos, name)
+                elif pos >= 0 and name not in _NO_ELEMENT:
+                    open_.start(name)
+            if pos < 0:
+                pos = len(text)
+        self.pos = pos
+        return open_
+
+
 class _Scan:
     """The state of one scan: what was found so far and the open ``<picture>`` elements."""
 
@@ -461,7 +533,9 @@ class _Scan:
         self.base_href: str | None = None
         self.lang: str | None = None
         self.seen_lang = False
-        self.open = _OpenElements()
+        self.open = _OpenElements(self.outside)
+        self.picture_at = 0  # where the outermost open <picture> starts
+        self.around: _Outside | None = None
         self.start = _STARTS[links]
         self.foreign: list[tuple[str, str]] = []  # (namespace, name) of the tracked foreign elements open
         self.foreign_names: Counter[str] = Counter()  # how many of each name are open there: end tags in O(1)
@@ -557,7 +631,8 @@ class _Scan:
     def foreign_step(self, pos: int) -> int:
         """Pass over foreign content to the next tag that needs Python and read it; the position after it."""
         text = self.text
-        pos = _FOREIGN_SKIP[self.links].match(text, pos).end()
+        skipped = _FOREIGN_SKIP[self.links].match(text, pos)  # always matches, maybe empty
+        pos = skipped.end() if skipped else pos
         m = _NEXT.match(text, pos)
         if m is None:
             return -1 if pos >= len(text) else pos + 1
@@ -671,8 +746,19 @@ class _Scan:
         if parent is not None and len(parent.sources) < MAX_SOURCES:
             parent.sources.append(attrs)
 
-    def picture(self, attrs: dict[str, str | None]) -> None:
-        self.open.start("picture")
+    def picture(self, pos: int) -> int:
+        end = _tag_end(self.text, pos)
+        if end >= 0:
+            if not self.open.names:
+                self.picture_at = pos - len("<picture")
+            self.open.start("picture")
+        return end
+
+    def outside(self) -> _OpenElements:
+        """The elements open around the outermost open ``<picture>``."""
+        if self.around is None:
+            self.around = _Outside(self.text)
+        return self.around.at(self.picture_at)
 
     def meta(self, attrs: dict[str, str | None]) -> None:
         if not self.templates and (attrs.get("name") or "").lower() in ("robots", "webclip"):
@@ -695,9 +781,9 @@ class _Scan:
         return end
 
 
-_START = {"img": _Scan.img, "image": _Scan.img, "source": _Scan.source, "picture": _Scan.picture, "meta": _Scan.meta,
+_START: dict[str, Callable] = {"img": _Scan.img, "image": _Scan.img, "source": _Scan.source, "picture": _Scan.picture, "meta": _Scan.meta,
           "base": _Scan.base, "html": _Scan.html, "svg": _Scan.svg, "math": _Scan.math, "template": _Scan.template}
-_AT_POS = frozenset(["a", "svg", "math", "template"])  # handlers that read the tag themselves
+_AT_POS = frozenset(["a", "svg", "math", "template", "picture"])  # handlers that read the tag themselves
 _STARTS: dict[bool, dict[str, Callable]] = {False: _START, True: {**_START, "a": _Scan.anchor}}  # by links
 
 

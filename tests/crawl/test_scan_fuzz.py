@@ -137,7 +137,7 @@ def markup(draw: st.DrawFn) -> str:
 
 
 def test_generated_hostile_markup_matches_html5lib() -> None:
-    started = time.monotonic()
+    started = time.process_time()
 
     @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -146,7 +146,7 @@ def test_generated_hostile_markup_matches_html5lib() -> None:
         assert ours(html, PAGE) == reference_extract(html, PAGE), html
 
     same()
-    assert time.monotonic() - started < 40
+    assert time.process_time() - started < 40
 
 
 ROBOTS_NAMES = ["robots", "ROBOTS", "Robots", "&#114;obots", "rob&#111;ts", "&#x52;OBOTS", "webclip", "WebClip",
