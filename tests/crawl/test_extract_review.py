@@ -1,8 +1,8 @@
 """Review of extraction (issue 13) against references its author did not write.
 
-Each xfail is a demonstrated bug: the expected value comes from the WHATWG HTML spec, the Encoding
-Standard, or html5lib's tree (checked in the test where it decides), never from the code under test.
-They are strict, so a fix turns them into failures until the marker is removed.
+Each case was a demonstrated bug, kept as a strict xfail until fixed (none is left): the expected value
+comes from the WHATWG HTML spec, the Encoding Standard, or html5lib's tree (checked in the test where it
+decides), never from the code under test.
 """
 
 from __future__ import annotations
