@@ -4,8 +4,9 @@ The workers come from Beam's worker pool (``worker_pool_main``) started inside a
 (``unshare --mount``) with a fresh tmpfs over the launcher's temporary directory: a file the launcher makes
 there does not exist for them, as on a cluster. Only the test's ``shared`` folder (a network disk, as it
 were) is bound back. Pipelines run on PortableRunner with an embedded job service and an EXTERNAL
-environment; each worker boots like a runner's worker (options from the provision service, then
-``sdk_worker_main``). Every stage's output is compared byte for byte with a DirectRunner run on local disk.
+environment; each worker is first set up as a runner's boot sets one up (its pipeline's options from the
+provision service, handed to FileSystems). Every stage's output is compared byte for byte with a
+DirectRunner run on local disk. Skipped, with the reason, where ``unshare --mount`` is not permitted.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def _unshare_refused() -> str | None:
     """Why a private mount namespace with its own tmpfs cannot be made here (None: it can)."""
     if not shutil.which("unshare"):
         return "unshare (util-linux) is not installed"
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs t /mnt"],
-                       capture_output=True, text=True, timeout=30)
+    probe = ["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "t", tempfile.gettempdir()]
+    r = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     return None if r.returncode == 0 else f"unshare --mount is not permitted here: {r.stderr.strip()[:200]}"
 
 
