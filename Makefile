@@ -48,6 +48,8 @@ eval: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.launcher_memory
+	$(BIN)/python -m bench.big_domain
 
 # pytest exits 5 when it collects no test: a layout mistake, never a pass.
 test: install

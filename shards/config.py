@@ -46,7 +46,7 @@ class ShardsConfig(BeamRunner):
     # More pairs than this share still transient at the end: no _SUCCESS, a one-line error; a rerun retries only them.
     max_transient_share: float = 0.5
     allow_private: list[str] = field(default_factory=list)  # HOST[:PORT] or CIDR the address guard lets through
-    samples_per_job: int = 2000  # curated pairs per download job, about (a registered domain stays in one job)
+    samples_per_job: int = 2000  # curated pairs per download job, about (a registered domain with more is split over jobs sharing its hosts' rate)
     shard_size: int = 1000  # samples per final tar
     # train tars, at least: smaller tars when needed, so each data-loader worker on each GPU gets one
     # (open_clip stops when there are fewer shards than workers; 8 covers its default 4 workers on 2 GPUs)

@@ -60,8 +60,11 @@ class HostQueues:
         heapq.heappush(self.heap, (self.not_before.get(host, 0.0) if at is None else at, next(self.tick), host))
 
     def ready_at(self, host: str) -> float:
-        """When the fetcher's pacer lets the next request to ``host`` start."""
-        return self.pacer.next_start.get(host, 0.0) if self.pacer is not None else 0.0
+        """When the fetcher's pacer lets the next request to ``host`` start (a shared host: its next own slot)."""
+        if self.pacer is None:
+            return 0.0
+        ready_time = getattr(self.pacer, "ready_time", None)  # shards.hostshare.SharedHostPacer
+        return ready_time(host) if ready_time is not None else self.pacer.next_start.get(host, 0.0)
 
     def take(self, now: float) -> tuple[int, str] | None:
         """A (row, host) ready now, reserving the host's delay; None if no host is ready."""

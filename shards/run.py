@@ -43,7 +43,8 @@ from webclip.shards.download import (
     snapshot_denylist,
     write_attempts,
 )
-from webclip.shards.jobs import write_job_inputs
+from webclip.shards.hostshare import SharedHostPacer, job_shares
+from webclip.shards.jobs import shared_hosts, write_job_inputs
 from webclip.shards.neardup import duplicate_groups_beam
 from webclip.shards.pool import download_rows
 from webclip.shards.tarwrite import read_tar, tar_bytes
@@ -139,7 +140,9 @@ class DownloadJobFn(beam.DoFn):
 
         if self.watch is not None:
             self.watch.arm()
-        self.fetcher = Fetcher(self.cfg.fetch_config())
+        # hosts cut over several jobs paced in wall-clock slots shared with their other jobs (shards.hostshare)
+        self.fetcher = Fetcher(self.cfg.fetch_config(), SharedHostPacer(self.cfg.per_host_delay,
+                                                                         self.cfg.per_host_concurrency))
         self.robots = (RobotsCache(self.fetcher, self.cfg.robots_agent, retry_interval=self.cfg.transient_retry_delay)
                        if self.cfg.respect_robots else None)
         self.resizer = make_resizer(self.cfg)
@@ -177,8 +180,10 @@ def run_job(job: str, jobs_dir: str, cfg: ShardsConfig, fetcher: Any, robots: An
     if progress:
         progress.parent.mkdir(parents=True, exist_ok=True)
     deny = job_denylist(jobs_dir)  # never fetched: a pair the run's denylist names (optout/denylisted)
-    results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg, deny), cfg,
-                            getattr(fetcher, "pacer", None), (lambda n: _note_progress(progress, n)) if progress else None)
+    pacer = getattr(fetcher, "pacer", None)
+    with job_shares(pacer, shared_hosts(jobs_dir), job, (r["image_url"] for r in todo)):
+        results = download_rows(todo, lambda r: download_contained(r, fetcher, robots, resizer, cfg, deny), cfg,
+                                pacer, (lambda n: _note_progress(progress, n)) if progress else None)
     samples.update((r.sample["key"], r.sample) for r in results if r.sample)
     dropped.update(r.reason for r in results if r.reason)
     transient = Counter(r.reason for r in results if is_transient(r.reason))

@@ -199,8 +199,16 @@ def take_json(path: str) -> Any:
     return value
 
 
+MAX_PART_ROWS = 50_000  # rows per Parquet part, about: what one worker sorts in memory (about 0.4 GB for curated rows)
+
+
+def parts_for(n_rows: int, parts_n: int, max_part_rows: int = MAX_PART_ROWS) -> int:
+    """How many uid-range parts ``n_rows`` rows go to: ``parts_n``, more when a part would pass ``max_part_rows``."""
+    return max(parts_n, -(-n_rows // max_part_rows))
+
+
 class WritePartFn(beam.DoFn):
-    """Write one uid-range bucket as a sorted Parquet part."""
+    """Write one uid-range bucket as a sorted Parquet part (a bucket holds about ``MAX_PART_ROWS`` rows at most)."""
 
     def __init__(self, folder: str, schema_name: str, sort_by: tuple[str, ...]):
         self.folder, self.schema_name, self.sort_by = folder, schema_name, sort_by
@@ -213,15 +221,24 @@ class WritePartFn(beam.DoFn):
 
 
 class WriteParts(beam.PTransform):
-    """Range-partition rows by uid and write each part sorted (same rows -> same bytes)."""
+    """Range-partition rows by uid and write each part sorted (same rows -> same bytes).
 
-    def __init__(self, folder: str, schema_name: str, parts_n: int, sort_by: tuple[str, ...] = ("uid",)):
+    ``parts_n`` parts, or more when the rows are many: the row count (a side input) sizes the buckets so
+    that no worker holds more than about ``max_part_rows`` rows; parts read in order are sorted by uid.
+    """
+
+    def __init__(self, folder: str, schema_name: str, parts_n: int, sort_by: tuple[str, ...] = ("uid",),
+                 max_part_rows: int = MAX_PART_ROWS):
         super().__init__()
         self.folder, self.schema_name, self.parts_n, self.sort_by = folder, schema_name, parts_n, sort_by
+        self.max_part_rows = max_part_rows
 
     def expand(self, rows):
-        n = self.parts_n
-        return (rows | "Bucket" >> beam.Map(lambda r: (range_bucket(r["uid"], n), r)) | "GroupPart" >> beam.GroupByKey()
+        n, most = self.parts_n, self.max_part_rows
+        total = rows | "CountRows" >> beam.combiners.Count.Globally()
+        return (rows | "Bucket" >> beam.Map(lambda r, t: (range_bucket(r["uid"], parts_for(t, n, most)), r),
+                                            t=beam.pvalue.AsSingleton(total))
+                | "GroupPart" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(WritePartFn(self.folder, self.schema_name, self.sort_by)))
 
 

@@ -182,7 +182,7 @@ def test_every_hostile_response_is_dropped_with_its_reason(hostile, tmp_path) ->
     urls = good + [f"{hostile}/{name}" for name in bad]
     run = tmp_path / "run"
     curated_run(run, urls)
-    r = webclip("shards", "--run", str(run), "--config", str(shards_config(tmp_path)))
+    r = webclip("shards", "--run", str(run), "--config", str(shards_config(tmp_path, samples_per_job=100)))
     assert r.returncode == 0, r.stderr[-3000:]
     stats = json.loads((run / "shards" / "stats.json").read_text())
     expected: dict[str, int] = {}
