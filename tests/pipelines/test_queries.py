@@ -86,3 +86,23 @@ def test_queries_command_end_to_end(tmp_path) -> None:
     assert stats["in"] == stats["kept"] + sum(stats["dropped"].values())
     assert set(stats["dropped"]) <= {"queries/duplicate", "queries/key_collision", "queries/empty_key",
                                      "queries/over_budget"}
+
+
+def test_bigram_corpus_folders_and_counts_through_temp_location(tmp_path) -> None:
+    """A text file and a folder of candidate parts are both read; the workers' counts come back through a
+    scratch file under --temp_location (removed once read), not the stage folder."""
+    import pyarrow as pa
+
+    from webclip.pipelines.queries import QueriesConfig, mine_bigrams
+
+    texts = ["hot dogs for sale", "hot dogs and mustard", "the cat sat on the mat", "a photo of hot dogs"] * 3
+    (tmp_path / "alts.txt").write_text("\n".join(texts[:6]) + "\n")
+    parts = tmp_path / "candidates"
+    parts.mkdir()
+    pq.write_table(pa.table({"alt": texts[6:]}), parts / "part-00000.parquet")
+    temp, stage = tmp_path / "temp", tmp_path / "stage"
+    cfg = QueriesConfig(bigram_corpus=[str(tmp_path / "alts.txt"), str(parts)], bigram_min_count=4, bigram_min_pmi=0.0,
+                        direct_running_mode="in_memory", direct_num_workers=1, pipeline_args=[f"--temp_location={temp}"])
+    got = mine_bigrams(cfg, str(stage))
+    assert [(b, c) for b, _, c in got] == [("hot dogs", 9)]  # 9 in both files together, the rest under 4
+    assert temp.is_dir() and not list(temp.iterdir()) and not stage.exists()
