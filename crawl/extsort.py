@@ -96,7 +96,8 @@ def row_group(rows: Iterator[dict[str, Any]], schema: pa.Schema, size: int, batc
 
     Converted ``batch_rows`` dicts at a time, then joined column by column: one column's copy at a time.
     """
-    pool, chunks, n = arrow_pool(), {f.name: [] for f in schema}, 0
+    pool, n = arrow_pool(), 0
+    chunks: dict[str, list[pa.Array]] = {f.name: [] for f in schema}
     while n < size and (batch := list(islice(rows, min(batch_rows, size - n)))):
         for f in schema:
             chunks[f.name].append(pa.array([r.get(f.name) for r in batch], f.type, memory_pool=pool))
