@@ -197,8 +197,8 @@ def compound_positions(text: str, inflections: bool) -> tuple[str, frozenset[int
 
 def has_compound(text: str) -> bool:
     """Whether ``word_key`` closes positions in ``text``: prose (a space, not all capitals) with letters hyphenated."""
-    return " " in text and ("-" in text or not text.isascii()) and HYPHENATED.search(text) is not None \
-        and not text.isupper()
+    return " " in text and ("-" in text or "\u2010" in text or "\u2011" in text) \
+        and HYPHENATED.search(text) is not None and not text.isupper()
 
 
 def _part(*parts: str) -> bool:
