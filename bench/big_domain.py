@@ -28,7 +28,7 @@ from typing import Any
 
 LATENCY = 0.1  # seconds each answer takes
 THREADS = 2  # download threads per job
-BIG, SMALL = 60, 20  # pairs on the big host; on each of the three others
+BIG, SMALL = 120, 40  # pairs on the big host; on each of the three others
 SAMPLES_PER_JOB = 20
 DELAYS = (0.02, 0.04)  # the big host's per_host_delay: 50 and 25 request starts a second allowed
 

@@ -267,16 +267,18 @@ def _spill(batches: Iterable[pa.RecordBatch], folder: Path, lo: int, hi: int) ->
         for i in pc.unique(part).to_pylist():
             chunk = batch.filter(pc.equal(part, i))
             if i not in writers:
-                writers[i] = pa.ipc.new_stream(folder / f"{i:03d}.arrow", batch.schema)
-            writers[i].write_batch(chunk)
+                sink = pa.output_stream(str(folder / f"{i:03d}.arrow"), buffer_size=1 << 20)
+                writers[i] = (sink, pa.ipc.new_stream(sink, batch.schema))
+            writers[i][1].write_batch(chunk)
             rows[i] = rows.get(i, 0) + chunk.num_rows
-    for w in writers.values():
-        w.close()
+    for sink, writer in writers.values():
+        writer.close()
+        sink.close()
     return [(folder / f"{i:03d}.arrow", rows[i], lo + i * step, min(hi, lo + (i + 1) * step)) for i in sorted(writers)]
 
 
 def _read_spill(path: Path) -> Iterator[pa.RecordBatch]:
-    with pa.memory_map(str(path)) as source:
+    with pa.input_stream(str(path), buffer_size=1 << 20) as source:  # read, not mapped: mapped pages count as resident
         yield from pa.ipc.open_stream(source)
 
 
