@@ -30,11 +30,13 @@ from operator import itemgetter
 from typing import Any
 
 from webclip.pipelines.normalise import (
+    NO_NAMES,
     NO_POSITIONS,
     entry_match_key,
     fold_accents,
     has_compound,
     match_key,
+    proper_plurals,
     word_key,
 )
 
@@ -153,15 +155,20 @@ class Automaton:
         self.n_entries = len(entries)
         self.shared = sum(len(ids) for ids in by_key.values() if len(ids) > 1)
         self.n_keys = len(by_key)
-        self.as_written = mode == "word" and inflections and add_written_keys(entries, by_key)
+        written = written_keys(entries) if mode == "word" and inflections else {}
         self.keys = list(by_key)
         self.ids = [tuple(by_key[k]) for k in self.keys]
+        self.n_main = len(self.keys)
+        self.keys += list(written)
+        self.ids += [tuple(ids) for ids in written.values()]
+        # a second, small automaton: the main one keeps its size, and only alts that may hold a name scan this one
+        self.written = make_backend(list(written), backend) if written else None
         self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1])) \
             if mode == "word" else frozenset()
         self.auto = make_backend(self.keys, backend) if self.keys else None
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self.n_main  # distinct keys of the entries (written keys aside)
 
     def report(self) -> dict[str, int]:
         """As ``key_report``: entries, keys, empty keys, entries sharing their key."""
@@ -174,10 +181,7 @@ class Automaton:
         if self.auto is None:
             return set()
         if not no_end:
-            if self.backend == "ahocorasick_rs":
-                found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-            else:
-                found = set(map(SECOND, self.auto.iter(key)))
+            found = indexes(self.auto, self.backend, key)
             if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
                 return found
         if self.backend == "ahocorasick_rs":
@@ -196,11 +200,14 @@ class Automaton:
         """Indexes of the keys found in a caption, under each of its ``text_keys`` (inlined for word mode)."""
         if self.mode != "word":
             return self.hits(TEXT_KEYS[self.mode](text, False, False)[0])
+        names = proper_plurals(text) if self.inflections else NO_NAMES
         if ("-" in text or not text.isascii()) and has_compound(text):  # the test inlined: most alts have no hyphen
-            key, no_start, no_end = word_key(text, self.inflections)
+            key, no_start, no_end = word_key(text, self.inflections, names)
         else:
-            key, no_start, no_end = match_key(text, self.inflections), NO_POSITIONS, NO_POSITIONS
+            key, no_start, no_end = match_key(text, self.inflections, names), NO_POSITIONS, NO_POSITIONS
         found = self.hits(key, no_start, no_end)
+        if names and self.written is not None:  # a name kept unfolded: the entries written like it
+            found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
         if self.accents and not key.isascii():
             folded = fold_accents(key)
             if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
@@ -209,21 +216,24 @@ class Automaton:
         return found
 
 
-def add_written_keys(entries: list[str], by_key: dict[str, list[int]]) -> bool:
-    """Also key each entry that inflection folding changes as written (``williams``, ``texas``): it is found
-    where the caption writes it as a name, which ``proper_plurals`` keeps unfolded. Whether any key was added."""
-    added = False
+def written_keys(entries: list[str]) -> dict[str, list[int]]:
+    """Entry ids by key as written, for each entry that inflection folding changes (``williams``, ``texas``): it
+    is found where the caption writes it as a name, which ``proper_plurals`` keeps unfolded."""
+    out: dict[str, list[int]] = {}
     for i, entry in enumerate(entries):
         if "s" not in entry and "S" not in entry and entry.isascii():
             continue  # only a word ending in s can be a name kept unfolded
         written = entry_match_key(entry)
-        if written.strip() and written not in by_key and entry_match_key(entry, True) != written:
-            by_key[written] = [i]
-            added = True
-        elif written in by_key and i not in by_key[written] and entry_match_key(entry, True) != written:
-            by_key[written].append(i)
-            added = True
-    return added
+        if written.strip() and entry_match_key(entry, True) != written:
+            out.setdefault(written, []).append(i)
+    return out
+
+
+def indexes(auto: Any, backend: str, key: str) -> set[int]:
+    """Indexes of the keys of an automaton found in ``key`` (overlapping matches)."""
+    if backend == "ahocorasick_rs":
+        return set(map(FIRST, auto.find_matches_as_indexes(key, overlapping=True)))
+    return set(map(SECOND, auto.iter(key)))
 
 
 def make_backend(keys: list[str], backend: str) -> Any:
@@ -255,7 +265,9 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
     ids = chain.from_iterable(map(auto.ids.__getitem__, found))
-    return sorted(set(ids)) if auto.as_written else sorted(ids)  # keys' id sets are disjoint but for written keys
+    if auto.written is not None and max(found) >= auto.n_main:  # an entry may be found by both of its keys
+        return sorted(set(ids))
+    return sorted(ids)  # the main keys' id sets are disjoint
 
 
 def load_queries(path: str) -> list[str]:

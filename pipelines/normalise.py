@@ -119,21 +119,22 @@ def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
     return key, [m.span() for m in TOKEN.finditer(key)]
 
 
-def _folded(text: str, toks: list[str]) -> list[str]:
-    """Tokens folded by ``fold_inflection``, except the words ``proper_plurals`` finds to be names."""
-    folded = list(map(FOLDED.__getitem__, toks))
-    if folded == toks or not (names := proper_plurals(text)):  # nothing folded, or no name among what was
-        return folded
-    return [t if t in names else f for t, f in zip(toks, folded, strict=True)]
+def _folded(toks: list[str], names: frozenset[str]) -> list[str]:
+    """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``)."""
+    return [t if t in names else FOLDED[t] for t in toks] if names else list(map(FOLDED.__getitem__, toks))
 
 
-def match_key(text: str, inflections: bool = False) -> str:
-    """Space-padded tokens; with ``inflections`` each token is folded by ``fold_inflection`` (names excepted)."""
+def match_key(text: str, inflections: bool = False, names: frozenset[str] | None = None) -> str:
+    """Space-padded tokens; with ``inflections`` each token is folded by ``fold_inflection``, but for the names
+    ``proper_plurals`` finds (or ``names``, when the caller found them)."""
     toks = tokens(text)
-    return " " + " ".join(_folded(text, toks) if inflections else toks) + " "
+    if not inflections:
+        return " " + " ".join(toks) + " "
+    return " " + " ".join(_folded(toks, proper_plurals(text) if names is None else names)) + " "
 
 
-def word_key(text: str, inflections: bool = False) -> tuple[str, frozenset[int], frozenset[int]]:
+def word_key(text: str, inflections: bool = False,
+             names: frozenset[str] | None = None) -> tuple[str, frozenset[int], frozenset[int]]:
     """``match_key`` and the key positions (separators) where a match may not start, and may not end.
 
     A hyphenated compound in prose is one word whose head is its last part (self-portrait is a portrait;
@@ -143,11 +144,11 @@ def word_key(text: str, inflections: bool = False) -> tuple[str, frozenset[int],
     hyphens as spaces.
     """
     if not has_compound(text):
-        return match_key(text, inflections), NO_POSITIONS, NO_POSITIONS
+        return match_key(text, inflections, names), NO_POSITIONS, NO_POSITIONS
     if text.isascii():
-        key = match_key(text, inflections)
+        key = match_key(text, inflections, names)
         return (key, *ascii_compound_positions(text, key))
-    return compound_positions(text, inflections)
+    return compound_positions(text, inflections, names)
 
 
 def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], frozenset[int]]:
@@ -168,11 +169,12 @@ def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], froze
     return frozenset(no_start), frozenset(no_end)
 
 
-def compound_positions(text: str, inflections: bool) -> tuple[str, frozenset[int], frozenset[int]]:
+def compound_positions(text: str, inflections: bool,
+                       names: frozenset[str] | None = None) -> tuple[str, frozenset[int], frozenset[int]]:
     """``word_key`` read token by token (any script)."""
     prepared, spans = token_spans(text)
     raw = [prepared[a:b] for a, b in spans]
-    toks = _folded(text, raw) if inflections else raw
+    toks = _folded(raw, proper_plurals(text) if names is None else names) if inflections else raw
     between = text if text.isascii() else prepared
     after, end = [], 0
     for t in toks:
