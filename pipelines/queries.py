@@ -110,7 +110,8 @@ def pmi_bigrams(unigrams: dict[str, int], bigrams: dict[tuple[str, str], int], m
 
 def corpus_texts(path: str) -> Iterator[str]:
     """Texts of a corpus file on any Beam filesystem: lines of a text file, or the ``alt`` (``caption``)
-    column of candidate Parquet; a folder gives its ``part-*.parquet`` files."""
+    column of candidate Parquet; a folder gives its ``part-*.parquet`` files (a stage folder such as
+    ``<run>/candidates``: those of its ``data/`` table)."""
     import io
 
     import pyarrow.parquet as pq
@@ -119,7 +120,7 @@ def corpus_texts(path: str) -> Iterator[str]:
 
     from webclip.beamio import list_parts
 
-    for f in list_parts(path) or [path]:
+    for f in list_parts(path) or list_parts(FileSystems.join(path, "data")) or [path]:
         with FileSystems.open(f, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             if f.endswith(".parquet"):
                 table = pq.read_table(io.BytesIO(fh.read()))

@@ -59,7 +59,7 @@ STAGES: dict[str, StageSpec] = {
                       "zero-shot, retrieval and linear-probe evaluation of a checkpoint", ("train", "shards")),
 }
 OTHER = {"sample-web": "generate (or serve) the embedded sample web", "status": "show which stages of a run are done",
-         "takedown": "remove samples by image URL, page URL or domain from a run's final shards",
+         "takedown": "deny image URLs, page URLs, domains or sha256 run-wide and purge them from shards, jobs and pool",
          "ablation": "train on balanced vs unbalanced curation (ablation.seeds seeds per arm, 95 % intervals) and compare head/tail zero-shot",
          "demo": "run every stage on the sample web and print a summary",
          "explore": "browse a run in a local read-only web page (funnel, drop examples, entries, samples, eval)"}

@@ -107,7 +107,7 @@ ATTEMPT_SCHEMA = pa.schema(
 )
 
 
-# Final shards' samples.parquet: each sample's split and the tar that holds it.
+# The shards stage's samples table (shards/samples/): each sample's split and the tar that holds it.
 FINAL_SAMPLE_SCHEMA = SAMPLE_SCHEMA.append(pa.field("split", pa.string(), nullable=False)).append(
     pa.field("shard", pa.string(), nullable=False)
 )

@@ -97,11 +97,12 @@ def test_bigram_corpus_folders_and_counts_through_temp_location(tmp_path) -> Non
 
     texts = ["hot dogs for sale", "hot dogs and mustard", "the cat sat on the mat", "a photo of hot dogs"] * 3
     (tmp_path / "alts.txt").write_text("\n".join(texts[:6]) + "\n")
-    parts = tmp_path / "candidates"
-    parts.mkdir()
+    parts = tmp_path / "candidates" / "data"  # a crawl's stage folder: its table is in data/
+    parts.mkdir(parents=True)
     pq.write_table(pa.table({"alt": texts[6:]}), parts / "part-00000.parquet")
     temp, stage = tmp_path / "temp", tmp_path / "stage"
-    cfg = QueriesConfig(bigram_corpus=[str(tmp_path / "alts.txt"), str(parts)], bigram_min_count=4, bigram_min_pmi=0.0,
+    cfg = QueriesConfig(bigram_corpus=[str(tmp_path / "alts.txt"), str(parts.parent)], bigram_min_count=4,
+                        bigram_min_pmi=0.0,
                         direct_running_mode="in_memory", direct_num_workers=1, pipeline_args=[f"--temp_location={temp}"])
     got = mine_bigrams(cfg, str(stage))
     assert [(b, c) for b, _, c in got] == [("hot dogs", 9)]  # 9 in both files together, the rest under 4
