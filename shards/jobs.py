@@ -55,6 +55,7 @@ LARGE_SHARE = 8  # a host of more than samples_per_job // 8 rows is laid out by 
 SLIVER = 0.1  # a big host's end piece under this share of a job goes whole to its neighbouring piece
 GROUP_ROWS = 40_000  # rows loaded at once to sort jobs (at least one job)
 SPILL_FANOUT = 16  # partitions one spill pass writes
+CACHED_HOSTS = 16_384  # origins whose (domain, host) and hashes are kept: rows repeat hosts (a fixed few MB)
 SHARED_FILE = "_shared.json"  # {host: [job ids]} of the hosts cut over several jobs
 _JOB = "_job"
 
@@ -67,7 +68,7 @@ def job_id(i: int) -> str:
 _ORIGIN = re.compile(r"[^:/?#]*://[^/?#\\]*")
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=CACHED_HOSTS)
 def _keys_of_origin(origin: str) -> tuple[str, str]:
     try:
         domain = registered_domain(urlsplit(origin).hostname or "")
@@ -82,7 +83,7 @@ def keys_of(url: str) -> tuple[str, str]:
     return _keys_of_origin(m.group(0)) if m else (url, host_of(url))
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=CACHED_HOSTS)
 def _hash64(key: str) -> int:
     return bucket_of(key, 2**64, salt="job:")
 
