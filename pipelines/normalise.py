@@ -72,10 +72,12 @@ _AW = r"[a-z0-9]+(?:'[a-z0-9]+)*"
 _AG = "[" + re.escape(ASCII_GLUE) + "]"
 ASCII_TOKEN = re.compile(rf"{_AW}(?:{_AG}+(?:{_AW})?)*|{_AG}")
 ASCII_SPECIAL = re.compile(rf"'|{_AG}")
-# A hyphenated compound of letter words, as ASCII_TOKEN reads it: no letter, digit or glued symbol either side.
+# A hyphenated compound of letter words, as ASCII_TOKEN reads it: its first part starts a token (no letter or digit
+# before it, nor one before the glued symbols or the apostrophe before it: c++hand is one token, c++'hand two) and
+# its last part ends one; ` is an apostrophe as in ASCII_KEY.
 _EDGE = "A-Za-z0-9" + re.escape(ASCII_GLUE)
-ASCII_COMPOUND = re.compile(rf"(?<![{_EDGE}])(?<![{_EDGE}]')[A-Za-z]+(?:'[A-Za-z]+)*(?:-[A-Za-z]+(?:'[A-Za-z]+)*)+"
-                            rf"(?![{_EDGE}])(?!'[A-Za-z0-9])")
+ASCII_COMPOUND = regex.compile(rf"(?<![A-Za-z0-9]{_AG}*)(?<![A-Za-z0-9]['`])[A-Za-z]+(?:['`][A-Za-z]+)*"
+                               rf"(?:-[A-Za-z]+(?:['`][A-Za-z]+)*)+(?![{_EDGE}])(?!['`][A-Za-z0-9])")
 
 
 def normalise_caption(alt: str) -> str:
@@ -216,20 +218,39 @@ def proper_plurals(text: str) -> frozenset[str]:
     Went From 15 Minutes") capitals say nothing and every word folds. Title case (``_title_case``): at least two
     words after the first (function words aside), three in four of them capitalised.
     """
-    if CAPITAL_PLURAL.search(text) is None:  # most alts: decided by one search
+    found = CAPITAL_PLURAL.findall(text)
+    if not found:  # most alts: decided by one scan
         return NO_NAMES
-    names = frozenset(m.group(1).casefold() for m in CAPITAL_PLURAL.finditer(text)
-                      if text[m.start() - 1].isalnum() or text[m.start() - 1] in AFTER_WORD)
-    if not names or all(FOLDED[w] == w for w in names) or _title_case(text):  # none that folding would change
+    names = frozenset(map(str.casefold, found))
+    if all(FOLDED[w] == w for w in names) or _title_case(text):  # none that folding would change
         return NO_NAMES
     return names
 
 
 def _title_case(text: str) -> bool:
     """At least two words after the first, function words aside, and three in four of them capitalised."""
-    words = (ASCII_WORD if text.isascii() else LATIN_WORD).findall(text)
-    rest = [w for w in words[1:] if w.casefold() not in FUNCTION_WORDS]
-    return len(rest) >= 2 and 4 * sum(w[0].isupper() for w in rest) >= 3 * len(rest)
+    kinds = list(map(WORD_KIND.__getitem__, (ASCII_WORD if text.isascii() else LATIN_WORD).findall(text)[1:]))
+    rest = len(kinds) - kinds.count(FUNCTION)
+    return rest >= 2 and 4 * kinds.count(CAPITALISED) >= 3 * rest
+
+
+FUNCTION, CAPITALISED, LOWER = 0, 1, 2
+
+
+class WordKindCache(dict):
+    """word -> FUNCTION, CAPITALISED or LOWER for ``_title_case``, filled on first sight, emptied at ``limit``."""
+
+    limit = 1 << 16
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= self.limit:
+            self.clear()
+        kind = self[word] = FUNCTION if word.casefold() in FUNCTION_WORDS else \
+            CAPITALISED if word[0].isupper() else LOWER
+        return kind
+
+
+WORD_KIND = WordKindCache()
 
 
 HYPHENS = ("-", "\u2010", "\u2011")
@@ -237,10 +258,9 @@ HYPHENATED = re.compile(r"[^\W\d_][-\u2010\u2011][^\W\d_]")  # letters on both s
 NO_POSITIONS: frozenset[int] = frozenset()
 NO_NAMES: frozenset[str] = frozenset()
 NON_SPACE = re.compile(r"\S+")
-# A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word, a comma or a closing
-# mark (``AFTER_WORD``, checked in Python): not the start of a sentence. A literal space first, for speed.
-CAPITAL_PLURAL = re.compile(r"(?<!^) ([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
-AFTER_WORD = frozenset(",;')]’")
+# A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word (a letter or digit:
+# [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space first, for speed.
+CAPITAL_PLURAL = re.compile(r" (?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
 ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 LATIN_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’]*")
 _FUNCTION_WORDS = "a an the and but or nor for so yet as at by in of off on per to up via with from into onto over than that this vs"

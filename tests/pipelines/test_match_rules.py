@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from webclip.pipelines.match import build_automaton, match_ids
@@ -126,6 +126,9 @@ def test_fresh_check_of_real_alts() -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(["Hand", "made", "-", " ", "T", "x", "'", "s", "c++", "$", "9", "Bird's", "A^", "--",
                                  "e", ".", ",", "Z"]), max_size=14).map("".join))
+@example("c++'Hand-Hand ")  # a compound after a glued word's apostrophe, a standalone symbol, a backtick apostrophe
+@example("x $Hand-made")
+@example("Bird`s-eye view")
 def test_ascii_compound_positions_equal_the_token_reading(text: str) -> None:
     if has_compound(text) and text.isascii():
         for inflections in (False, True):
