@@ -57,12 +57,15 @@ def main(copies: int = 4) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pages.warc.gz"
         records = build_warc(path, copies)
-        started = time.perf_counter()
-        outcomes = list(read_archive(str(path)))
-        ours = len(outcomes) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        anchor_pairs = warcio_bs4(path)
-        anchor = records / (time.perf_counter() - started)
+        ours_s, anchor_s = [], []
+        for _ in range(2):  # best of two, interleaved: the first also pays both sides' imports
+            started = time.process_time()  # CPU seconds: pages per core-second, whatever else shares the machine
+            outcomes = list(read_archive(str(path)))
+            ours_s.append(time.process_time() - started)
+            started = time.process_time()
+            anchor_pairs = warcio_bs4(path)
+            anchor_s.append(time.process_time() - started)
+        ours, anchor = len(outcomes) / min(ours_s), records / min(anchor_s)
     out = {"bench": "warc", "records": records, "webclip_fastwarc_pages_s": round(ours, 1),
            "warcio_bs4_pages_s": round(anchor, 1), "ratio": round(ours / anchor, 2),
            "webclip_candidates": sum(len(o.candidates) for o in outcomes), "anchor_nonempty_alt_pairs": anchor_pairs}
