@@ -68,16 +68,19 @@ def _ascii_char_key(c: str) -> str:
 
 
 ASCII_KEY = str.maketrans({chr(i): _ascii_char_key(chr(i)) for i in range(128)})
+# PRE_KEY, and punctuation that is a separator before and after NFKC (quotation marks, dashes, bullets) made a space:
+# a text that is then ASCII has the tokens of that ASCII text.
+NEAR_ASCII = {**PRE_KEY, **dict.fromkeys(map(ord, "“”„‟«»‹›‚–—―‒‐‑…•·"), " ")}
 _AW = r"[a-z0-9]+(?:'[a-z0-9]+)*"
 _AG = "[" + re.escape(ASCII_GLUE) + "]"
 ASCII_TOKEN = re.compile(rf"{_AW}(?:{_AG}+(?:{_AW})?)*|{_AG}")
 ASCII_SPECIAL = re.compile(rf"'|{_AG}")
 # A hyphenated compound of letter words, as ASCII_TOKEN reads it: its first part starts a token (no letter or digit
-# before it, nor one before the glued symbols or the apostrophe before it: c++hand is one token, c++'hand two) and
-# its last part ends one; ` is an apostrophe as in ASCII_KEY.
+# before it, nor one before the apostrophe before it; ` is an apostrophe as in ASCII_KEY) and its last part ends one.
+# A first part after symbols glued to a word (c++hand is one token, c++'hand two) is set aside in Python.
 _EDGE = "A-Za-z0-9" + re.escape(ASCII_GLUE)
-ASCII_COMPOUND = regex.compile(rf"(?<![A-Za-z0-9]{_AG}*)(?<![A-Za-z0-9]['`])[A-Za-z]+(?:['`][A-Za-z]+)*"
-                               rf"(?:-[A-Za-z]+(?:['`][A-Za-z]+)*)+(?![{_EDGE}])(?!['`][A-Za-z0-9])")
+ASCII_COMPOUND = re.compile(rf"(?<![A-Za-z0-9])(?<![A-Za-z0-9]['`])[A-Za-z]+(?:['`][A-Za-z]+)*"
+                            rf"(?:-[A-Za-z]+(?:['`][A-Za-z]+)*)+(?![{_EDGE}])(?!['`][A-Za-z0-9])")
 
 
 def normalise_caption(alt: str) -> str:
@@ -94,10 +97,13 @@ def normalise_caption(alt: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The match tokens of ``text``: NFKC, casefolded, split as the module docstring says."""
-    if text.isascii():
-        key = text.translate(ASCII_KEY)
-        return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
-    return TOKEN.findall(_prepared(text))
+    if not text.isascii():
+        plain = text.translate(NEAR_ASCII)
+        if not plain.isascii():
+            return TOKEN.findall(_prepared(text))
+        text = plain  # curly quotes and dashes only: read as ASCII (a third of the real non-ASCII alts)
+    key = text.translate(ASCII_KEY)
+    return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
 
 
 def _prepared(text: str) -> str:
@@ -157,17 +163,23 @@ def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], froze
     """``word_key``'s closed positions for an ASCII text, from its compounds found by one regex and the count of
     tokens before each (``compound_positions`` is the general reading; a test keeps the two equal)."""
     no_start, no_end = set(), set()
-    ends: list[int] = []
-    for m in ASCII_COMPOUND.finditer(text):
-        parts = m.group().split("-")
-        if not ends:
-            ends = list(accumulate(len(t) + 1 for t in key[1:-1].split(" ")))  # the separator after each token
-        first = len(tokens(text[:m.start()]))
+    lengths: list[int] = []
+    pos = 0
+    while (m := ASCII_COMPOUND.search(text, pos)) is not None:
+        compound, start = m.group(), m.start()
+        if start and text[start - 1] in ASCII_GLUE and text[:start].rstrip(ASCII_GLUE)[-1:].isalnum():
+            pos = start + compound.index("-") + 1  # the first part is glued to the word before: look from the next
+            continue
+        pos = m.end()
+        parts = compound.split("-")
+        if not lengths:
+            lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
+        first = len(tokens(text[:start]))
         name = any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:])
         for k in range(first, first + len(parts) - 1):
-            no_end.add(ends[k])
+            no_end.add(lengths[k] + k + 1)
             if name:
-                no_start.add(ends[k])
+                no_start.add(lengths[k] + k + 1)
     return frozenset(no_start), frozenset(no_end)
 
 
@@ -254,7 +266,7 @@ WORD_KIND = WordKindCache()
 
 
 HYPHENS = ("-", "\u2010", "\u2011")
-HYPHENATED = re.compile(r"[^\W\d_][-\u2010\u2011][^\W\d_]")  # letters on both sides
+HYPHENATED = re.compile(r"[-\u2010\u2011](?<=[^\W\d_].)(?=[^\W\d_])")  # letters both sides (hyphen first: faster)
 NO_POSITIONS: frozenset[int] = frozenset()
 NO_NAMES: frozenset[str] = frozenset()
 NON_SPACE = re.compile(r"\S+")

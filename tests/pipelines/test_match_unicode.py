@@ -115,8 +115,11 @@ def test_every_letter_mark_and_number_is_kept_in_order(text: str) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30)
+       | st.text(alphabet=st.characters(max_codepoint=127) | st.sampled_from("“”„«»‚–—‑…•·’‘ʼ´′\u00ad\u200b"),
+                 max_size=30))
 def test_ascii_fast_path_equals_the_unicode_tokeniser(text: str) -> None:
+    """ASCII text, and text ASCII but for quotation marks, dashes and apostrophes (read by the ASCII path too)."""
     from webclip.pipelines.normalise import TOKEN
 
     general = TOKEN.findall(unicodedata.normalize("NFKC", text.translate(PRE_KEY)).casefold())
