@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,12 @@ def serve(host: str, blobs: list[bytes]) -> ThreadingHTTPServer:
     return server
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far (the loopback servers run here)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
     """Time both tools on the same URL list and print one JSON line."""
     blobs = images()
@@ -76,7 +83,7 @@ def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="webclip-bench-dl-"))
     try:
         pq.write_table(pa.table({"url": urls, "caption": [f"picture {i}" for i in range(n_urls)]}), tmp / "urls.parquet")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         r = subprocess.run([sys.executable, "-m", "img2dataset.main", "--url_list", str(tmp / "urls.parquet"),
                             "--input_format", "parquet", "--url_col", "url", "--caption_col", "caption",
                             "--output_format", "webdataset", "--output_folder", str(tmp / "i2d"),
@@ -84,7 +91,7 @@ def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
                             "--resize_mode", "center_crop", "--number_sample_per_shard", "1000", "--timeout", "10",
                             "--retries", "0", "--disallowed_header_directives", "[]", "--enable_wandb", "False"],
                            capture_output=True, text=True, env=ENV)
-        i2d_s = time.perf_counter() - started
+        i2d_s, i2d_cpu = time.perf_counter() - started, children_cpu() - cpu
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
         i2d_ok = sum(json.loads(p.read_text())["successes"] for p in (tmp / "i2d").glob("*_stats.json"))
@@ -99,10 +106,10 @@ def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
                           "respect_robots": False, "retries": 0, "samples_per_job": n_urls // len(HOSTS),
                           "decontaminate": [], "progress": False, "phash_threshold": -1}}
         (tmp / "cfg.json").write_text(json.dumps(cfg))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         r = subprocess.run([sys.executable, "-m", "webclip.cli", "shards", "--run", str(run), "--config", str(tmp / "cfg.json")],
                            capture_output=True, text=True, env=ENV)
-        ours_s = time.perf_counter() - started
+        ours_s, ours_cpu = time.perf_counter() - started, children_cpu() - cpu
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
         ours_ok = json.loads((run / "shards" / "stats.json").read_text())["downloaded"]
@@ -111,7 +118,9 @@ def main(n_urls: int = 10_000, processes: int = 2, threads: int = 16) -> dict:
         out = {"bench": "download", "urls": n_urls, "processes": processes, "threads": threads,
                "img2dataset_s": round(i2d_s, 1), "img2dataset_ok": i2d_ok, "img2dataset_urls_s": round(n_urls / i2d_s, 1),
                "webclip_s": round(ours_s, 1), "webclip_ok": ours_ok, "webclip_urls_s": round(n_urls / ours_s, 1),
-               "webclip_job_seconds_sum": round(job_s, 1), "webclip_phase_seconds": phases, "ratio": round(i2d_s / ours_s, 3)}
+               "webclip_job_seconds_sum": round(job_s, 1), "webclip_phase_seconds": phases, "ratio": round(i2d_s / ours_s, 3),
+               "img2dataset_cpu_s": round(i2d_cpu, 1), "webclip_cpu_s": round(ours_cpu, 1),
+               "webclip_images_per_cpu_s": round(ours_ok / max(ours_cpu, 1e-9), 1)}
         print(json.dumps(out))
         return out
     finally:
