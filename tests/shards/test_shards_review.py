@@ -65,7 +65,7 @@ WORKER = textwrap.dedent("""
     for _ in range(3):  # Beam calls setup once per DoFn instance
         watch.arm()
     print(sum(t.name == "launcher-watch" for t in threading.enumerate()), flush=True)
-    time.sleep(5)
+    time.sleep(20)
     open(sys.argv[3], "w").write("written after the launcher died")
 """)
 
@@ -85,7 +85,7 @@ def test_one_watchdog_per_worker_and_it_ends_the_worker_when_the_launcher_dies(t
         assert worker.stdout.readline().strip() == "1"  # three DoFn setups, one watchdog thread
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait()
-        assert worker.wait(timeout=3) == 1 and not (tmp_path / "marker").exists()
+        assert worker.wait(timeout=15) == 1 and not (tmp_path / "marker").exists()  # well before its 20 s sleep
     finally:
         launcher.kill()
 
@@ -96,7 +96,8 @@ def test_a_reused_launcher_pid_is_not_the_launcher(tmp_path) -> None:
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         worker = _worker(other.pid, "1", tmp_path / "marker")  # start time 1: not this process
-        assert worker.wait(timeout=3) == 1 and not (tmp_path / "marker").exists()
+        worker.stdout.readline()  # imports done (under load they take seconds), or the watchdog already ended it
+        assert worker.wait(timeout=15) == 1 and not (tmp_path / "marker").exists()  # well before its 20 s sleep
     finally:
         other.kill()
 
