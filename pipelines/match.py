@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -34,9 +33,11 @@ from webclip.pipelines.normalise import (
     NO_POSITIONS,
     entry_match_key,
     fold_accents,
+    fold_tokens,
     has_compound,
     match_key,
     proper_plurals,
+    tokens,
     word_key,
 )
 
@@ -181,7 +182,10 @@ class Automaton:
         if self.auto is None:
             return set()
         if not no_end:
-            found = indexes(self.auto, self.backend, key)
+            if self.backend == "ahocorasick_rs":  # indexes() inlined
+                found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+            else:
+                found = set(map(SECOND, self.auto.iter(key)))
             if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
                 return found
         if self.backend == "ahocorasick_rs":
@@ -201,10 +205,11 @@ class Automaton:
         if self.mode != "word":
             return self.hits(TEXT_KEYS[self.mode](text, False, False)[0])
         names = proper_plurals(text) if self.inflections else NO_NAMES
+        no_start = no_end = NO_POSITIONS
         if ("-" in text or not text.isascii()) and has_compound(text):  # the test inlined: most alts have no hyphen
             key, no_start, no_end = word_key(text, self.inflections, names)
-        else:
-            key, no_start, no_end = match_key(text, self.inflections, names), NO_POSITIONS, NO_POSITIONS
+        else:  # match_key inlined
+            key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
         if names and self.written is not None:  # a name kept unfolded: the entries written like it
             found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
@@ -264,10 +269,13 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
     found = auto.scan(text)
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
-    ids = chain.from_iterable(map(auto.ids.__getitem__, found))
+    ids: list[int] = []
+    for k in found:
+        ids += auto.ids[k]
     if auto.written is not None and max(found) >= auto.n_main:  # an entry may be found by both of its keys
         return sorted(set(ids))
-    return sorted(ids)  # the main keys' id sets are disjoint
+    ids.sort()  # the main keys' id sets are disjoint
+    return ids
 
 
 def load_queries(path: str) -> list[str]:

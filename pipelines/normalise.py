@@ -127,7 +127,7 @@ def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
     return key, [m.span() for m in TOKEN.finditer(key)]
 
 
-def _folded(toks: list[str], names: frozenset[str]) -> list[str]:
+def fold_tokens(toks: list[str], names: frozenset[str]) -> list[str]:
     """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``)."""
     return [t if t in names else FOLDED[t] for t in toks] if names else list(map(FOLDED.__getitem__, toks))
 
@@ -138,7 +138,7 @@ def match_key(text: str, inflections: bool = False, names: frozenset[str] | None
     toks = tokens(text)
     if not inflections:
         return " " + " ".join(toks) + " "
-    return " " + " ".join(_folded(toks, proper_plurals(text) if names is None else names)) + " "
+    return " " + " ".join(fold_tokens(toks, proper_plurals(text) if names is None else names)) + " "
 
 
 def word_key(text: str, inflections: bool = False,
@@ -188,7 +188,7 @@ def compound_positions(text: str, inflections: bool,
     """``word_key`` read token by token (any script)."""
     prepared, spans = token_spans(text)
     raw = [prepared[a:b] for a, b in spans]
-    toks = _folded(raw, proper_plurals(text) if names is None else names) if inflections else raw
+    toks = fold_tokens(raw, proper_plurals(text) if names is None else names) if inflections else raw
     between = text if text.isascii() else prepared
     after, end = [], 0
     for t in toks:
