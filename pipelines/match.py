@@ -211,7 +211,8 @@ class Automaton:
         else:  # match_key inlined
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
-        if names and self.written is not None:  # a name kept unfolded: the entries written like it
+        if names and no_end and self.written is not None:  # a name kept unfolded: the entries written like it,
+            # across closed positions too (with none closed, the main automaton, which holds the written keys, found them)
             found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
         if self.accents and not key.isascii():
             folded = fold_accents(key)

@@ -26,6 +26,7 @@ import html
 import re
 import unicodedata
 from itertools import accumulate
+from operator import eq
 
 import regex
 
@@ -234,7 +235,7 @@ def proper_plurals(text: str) -> frozenset[str]:
     if not found:  # most alts: decided by one scan
         return NO_NAMES
     names = frozenset(map(str.casefold, found))
-    if all(FOLDED[w] == w for w in names) or _title_case(text):  # none that folding would change
+    if all(map(eq, map(FOLDED.__getitem__, names), names)) or _title_case(text):  # none that folding changes
         return NO_NAMES
     return names
 
