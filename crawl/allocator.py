@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-MMAP_THRESHOLD = 128 * 1024  # bytes: glibc's own starting value, kept fixed
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+MMAP_THRESHOLD = 128 * 1024  # bytes: glibc's own starting value, kept fixed during the crawl
+# Where glibc's dynamic rule ends up once large blocks come and go (its 64-bit maximum, and trim at twice
+# that): setting any threshold turns the dynamic rule off for good, so after the crawl the process gets the
+# state a long-running allocator-heavy program (torch training in the same process) would have reached.
+MMAP_THRESHOLD_MAX, TRIM_THRESHOLD_AFTER = 32 * 1024 * 1024, 64 * 1024 * 1024
+
+
+@contextmanager
+def crawl_allocator() -> Iterator[bool]:
+    """The mmap threshold pinned for the crawl, then set to glibc's dynamic maximum (yields whether pinned)."""
+    pinned = pin_mmap_threshold()
+    try:
+        yield pinned
+    finally:
+        if pinned:
+            _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+            _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_AFTER)
 
 
 def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
@@ -17,6 +35,11 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     which keep their pages: over 10,000 pages of the hostile web with its sitemaps, the crawl's RSS crept from
     101 to 148 MB. With the threshold fixed, such buffers are mapped and unmapped: 99 to 107 MB.
     """
+    return _mallopt(M_MMAP_THRESHOLD, nbytes)
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """glibc's ``mallopt``; False where the C library is not glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -28,4 +51,4 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, nbytes) == 1
+    return mallopt(param, value) == 1

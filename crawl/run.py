@@ -9,7 +9,7 @@ from typing import Any
 
 from webclip import denylist
 from webclip.config import items_with_file
-from webclip.crawl.allocator import pin_mmap_threshold
+from webclip.crawl.allocator import crawl_allocator
 from webclip.crawl.config import CrawlConfig, check_seed
 from webclip.crawl.crawler import Crawler
 from webclip.crawl.extsort import write_sorted_parts
@@ -88,15 +88,15 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     StageIncomplete: no ``_SUCCESS``, and the journal stays for a rerun, which tries the transient drops again.
     """
     seeds = read_seeds(cfg)
-    pin_mmap_threshold()  # bounded RSS over a long crawl (see allocator.py)
     work = stage.path / "_work"
     crawler = Crawler(cfg, seeds, work, denylist.for_run(stage.run))  # denied pages are never fetched
-    entries, tally = crawler.run(), crawler.tally
-    why = unfinished_reason(tally, cfg)
-    if why is not None:
-        raise StageIncomplete(f"crawl: {why}; the journal in {work} is kept (--force starts over)")
-    written = write_candidates(entries, Path(table_in(stage.path, "candidates")), work / "sort", cfg.rows_per_part,
-                               cfg.sort_rows_per_run)
+    with crawl_allocator():  # bounded RSS over a long crawl, handed back afterwards (see allocator.py)
+        entries, tally = crawler.run(), crawler.tally
+        why = unfinished_reason(tally, cfg)
+        if why is not None:
+            raise StageIncomplete(f"crawl: {why}; the journal in {work} is kept (--force starts over)")
+        written = write_candidates(entries, Path(table_in(stage.path, "candidates")), work / "sort",
+                                   cfg.rows_per_part, cfg.sort_rows_per_run)
     stats = summarise(tally, written)
     stats["outcomes"] = dict(sorted(tally.outcomes.items()))
     sitemaps = tally.sitemaps or {}  # the latest reading (a rerun may read again)
