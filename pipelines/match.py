@@ -31,6 +31,7 @@ from typing import Any
 from webclip.pipelines.normalise import (
     NO_NAMES,
     NO_POSITIONS,
+    compound_key,
     entry_match_key,
     fold_accents,
     fold_tokens,
@@ -38,7 +39,6 @@ from webclip.pipelines.normalise import (
     match_key,
     proper_plurals,
     tokens,
-    word_key,
 )
 
 MODES = ("word", "substring", "metaclip")
@@ -207,7 +207,7 @@ class Automaton:
         names = proper_plurals(text) if self.inflections else NO_NAMES
         no_start = no_end = NO_POSITIONS
         if ("-" in text or not text.isascii()) and has_compound(text):  # the test inlined: most alts have no hyphen
-            key, no_start, no_end = word_key(text, self.inflections, names)
+            key, no_start, no_end = compound_key(text, self.inflections, names)
         else:  # match_key inlined
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)

@@ -154,6 +154,12 @@ def word_key(text: str, inflections: bool = False,
     """
     if not has_compound(text):
         return match_key(text, inflections, names), NO_POSITIONS, NO_POSITIONS
+    return compound_key(text, inflections, names)
+
+
+def compound_key(text: str, inflections: bool = False,
+                 names: frozenset[str] | None = None) -> tuple[str, frozenset[int], frozenset[int]]:
+    """``word_key`` for a text ``has_compound`` accepts."""
     if text.isascii():
         key = match_key(text, inflections, names)
         return (key, *ascii_compound_positions(text, key))
@@ -166,7 +172,9 @@ def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], froze
     no_start, no_end = set(), set()
     lengths: list[int] = []
     pos = 0
-    while (m := ASCII_COMPOUND.search(text, pos)) is not None:
+    # a compound holds no space: the search starts after the last space before the next hyphen
+    while (hyphen := text.find("-", pos)) >= 0 and \
+            (m := ASCII_COMPOUND.search(text, max(pos, text.rfind(" ", 0, hyphen) + 1))) is not None:
         compound, start = m.group(), m.start()
         if start and text[start - 1] in ASCII_GLUE and text[:start].rstrip(ASCII_GLUE)[-1:].isalnum():
             pos = start + compound.index("-") + 1  # the first part is glued to the word before: look from the next
