@@ -29,6 +29,9 @@ from operator import itemgetter
 from typing import Any
 
 from webclip.pipelines.normalise import (
+    ASCII_KEY,
+    ASCII_SPECIAL,
+    ASCII_TOKEN,
     NO_NAMES,
     NO_POSITIONS,
     compound_key,
@@ -162,11 +165,13 @@ class Automaton:
         self.n_main = len(self.keys)
         self.keys += list(written)
         self.ids += [tuple(ids) for ids in written.values()]
-        # a second, small automaton: the main one keeps its size, and only alts that may hold a name scan this one
+        # the main automaton holds the written keys too (matched with the closed positions checked); this small one
+        # is scanned, positions unchecked, only for an alt holding a name and a compound
         self.written = make_backend(list(written), backend) if written else None
         self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1])) \
             if mode == "word" else frozenset()
         self.auto = make_backend(self.keys, backend) if self.keys else None
+        self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
 
     def __len__(self) -> int:
         return self.n_main  # distinct keys of the entries (written keys aside)
@@ -195,6 +200,15 @@ class Automaton:
         single_han = self.single_han
         return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
                 and (k not in single_han or single_han_alone(key, start, end))}
+
+    def ascii_hits(self, text: str) -> set[int]:
+        """``scan`` of an ASCII caption without a hyphen in word mode (``ascii_path``), its steps inlined: most alts.
+        Nothing there needs a position (no compound, no Han) and accents have nothing to fold."""
+        key = text.translate(ASCII_KEY)
+        toks = ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
+        if self.inflections:
+            toks = fold_tokens(toks, proper_plurals(text))
+        return set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
 
     def text_keys(self, text: str) -> tuple[str, ...]:
         """The keys a caption is scanned with."""
@@ -267,7 +281,7 @@ def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahoc
 
 def match_ids(auto: Automaton, text: str) -> list[int]:
     """Sorted ids of every entry found in ``text``."""
-    found = auto.scan(text)
+    found = auto.ascii_hits(text) if auto.ascii_path and text.isascii() and "-" not in text else auto.scan(text)
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
     ids: list[int] = []
