@@ -29,11 +29,9 @@ from operator import itemgetter
 from typing import Any
 
 from webclip.pipelines.normalise import (
-    ASCII_KEY,
-    ASCII_SPECIAL,
-    ASCII_TOKEN,
     NO_NAMES,
     NO_POSITIONS,
+    ascii_tokens,
     compound_key,
     entry_match_key,
     fold_accents,
@@ -204,8 +202,7 @@ class Automaton:
     def ascii_hits(self, text: str) -> set[int]:
         """``scan`` of an ASCII caption without a hyphen in word mode (``ascii_path``), its steps inlined: most alts.
         Nothing there needs a position (no compound, no Han) and accents have nothing to fold."""
-        key = text.translate(ASCII_KEY)
-        toks = ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
+        toks = ascii_tokens(text)
         if self.inflections:
             toks = fold_tokens(toks, proper_plurals(text))
         return set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
@@ -285,8 +282,9 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
     ids: list[int] = []
+    table = auto.ids
     for k in found:
-        ids += auto.ids[k]
+        ids += table[k]
     if auto.written is not None and max(found) >= auto.n_main:  # an entry may be found by both of its keys
         return sorted(set(ids))
     ids.sort()  # the main keys' id sets are disjoint

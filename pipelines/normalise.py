@@ -103,6 +103,12 @@ def tokens(text: str) -> list[str]:
         if not plain.isascii():
             return TOKEN.findall(_prepared(text))
         text = plain  # curly quotes and dashes only: read as ASCII (a third of the real non-ASCII alts)
+    return ascii_tokens(text)
+
+
+def ascii_tokens(text: str) -> list[str]:
+    """``tokens`` of an ASCII text: a translation, then a split, unless apostrophes or glued symbols need
+    ``ASCII_TOKEN``."""
     key = text.translate(ASCII_KEY)
     return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
 
@@ -239,6 +245,8 @@ def proper_plurals(text: str) -> frozenset[str]:
     Went From 15 Minutes") capitals say nothing and every word folds. Title case (``_title_case``): at least two
     words after the first (function words aside), three in four of them capitalised.
     """
+    if text.islower() or text.isupper():  # no capital, or no lower-case s
+        return NO_NAMES
     found = CAPITAL_PLURAL.findall(text)
     if not found:  # most alts: decided by one scan
         return NO_NAMES
