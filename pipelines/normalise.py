@@ -288,8 +288,9 @@ NO_POSITIONS: frozenset[int] = frozenset()
 NO_NAMES: frozenset[str] = frozenset()
 NON_SPACE = re.compile(r"\S+")
 # A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word (a letter or digit:
-# [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space first, for speed.
-CAPITAL_PLURAL = re.compile(r" (?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
+# [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space and capital first,
+# for speed.
+CAPITAL_PLURAL = re.compile(r" (?=[A-ZÀ-ÖØ-ÞΑ-ΩА-Я])(?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
 ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 LATIN_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’]*")
 _FUNCTION_WORDS = "a an the and but or nor for so yet as at by in of off on per to up via with from into onto over than that this vs"
