@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -326,3 +327,44 @@ def test_the_loader_never_yields_a_sample_the_denylist_names(tmp_path) -> None:
     keys = next(loader.batches()).keys  # one epoch: the 23 samples the denylist allows
     assert sorted(keys) == [f"{i:04d}" for i in range(24) if i != 3]
     assert loader.denied == 1 and loader.samples_read == 24
+
+
+def test_an_error_in_one_rank_ends_every_rank_instead_of_hanging(tmp_path) -> None:
+    """Review of issue 15 (failing today): one rank's loader raises (its only shard has no readable image) while the
+    other rank waits in the loss's all_gather; the raising rank must exit rather than wait in close_distributed's
+    barrier, so torchrun stops the job with the error instead of both ranks hanging until the gloo timeout."""
+    run = tmp_path / "onebad"
+    final = run / "shards" / "final"
+    good = [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["red"], i), "txt": "a red square", "json": {}} for i in range(40)]
+    bad = [{"key": f"{i:04d}", "jpg": b"not a jpeg", "txt": "a red square", "json": {}} for i in range(40, 80)]
+    write_tar(final / "train-00000.tar", good)
+    write_tar(final / "train-00001.tar", bad)  # seed 0, epoch 0: shard order [1, 0], so rank 0 reads only this one
+    atomic_write_json(final / "manifest.json", {"train": [{"name": "train-00000.tar", "samples": 40},
+                                                          {"name": "train-00001.tar", "samples": 40}],
+                                                "val": [], "totals": {"train": 80, "val": 0}})
+    StageDir(run, "shards").finish({"in": 80, "kept": 80, "dropped": {}})
+    log = tmp_path / "torchrun.log"
+    with open(log, "w") as out:
+        p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                              str(free_port()), "-m", "webclip.cli", "--", "train", "--run", str(run), "--config",
+                              str(_config(tmp_path, steps=4))], stdout=out, stderr=subprocess.STDOUT,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            p.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            _kill_tree(p.pid)  # torchrun puts each rank in its own session: kill them by pid, not by group
+            pytest.fail("one rank's loader error hung the 2-process run for 90 s instead of ending it")
+    err = log.read_text()
+    assert p.returncode != 0 and "no readable sample" in err, err[-3000:]
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (read from /proc before any is killed)."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        children = Path(f"/proc/{tree[i]}/task/{tree[i]}/children")
+        tree += [int(c) for c in (children.read_text().split() if children.exists() else [])]
+        i += 1
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
