@@ -31,6 +31,7 @@ from typing import Any
 from webclip.pipelines.normalise import (
     NO_NAMES,
     NO_POSITIONS,
+    ascii_form,
     ascii_tokens,
     compound_key,
     entry_match_key,
@@ -199,10 +200,10 @@ class Automaton:
         return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
                 and (k not in single_han or single_han_alone(key, start, end))}
 
-    def ascii_hits(self, text: str) -> set[int]:
-        """``scan`` of an ASCII caption without a hyphen in word mode (``ascii_path``), its steps inlined: most alts.
-        Nothing there needs a position (no compound, no Han) and accents have nothing to fold."""
-        toks = ascii_tokens(text)
+    def ascii_hits(self, text: str, plain: str) -> set[int]:
+        """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most
+        alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
+        toks = ascii_tokens(plain)
         if self.inflections:
             toks = fold_tokens(toks, proper_plurals(text))
         return set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
@@ -278,7 +279,13 @@ def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahoc
 
 def match_ids(auto: Automaton, text: str) -> list[int]:
     """Sorted ids of every entry found in ``text``."""
-    found = auto.ascii_hits(text) if auto.ascii_path and text.isascii() and "-" not in text else auto.scan(text)
+    if not auto.ascii_path:
+        found = auto.scan(text)
+    elif text.isascii():
+        found = auto.ascii_hits(text, text) if "-" not in text or not has_compound(text) else auto.scan(text)
+    else:
+        plain = ascii_form(text)
+        found = auto.ascii_hits(text, plain) if plain is not None and not has_compound(text) else auto.scan(text)
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
     ids: list[int] = []

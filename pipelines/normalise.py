@@ -98,12 +98,17 @@ def normalise_caption(alt: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The match tokens of ``text``: NFKC, casefolded, split as the module docstring says."""
-    if not text.isascii():
-        plain = text.translate(NEAR_ASCII)
-        if not plain.isascii():
-            return TOKEN.findall(_prepared(text))
-        text = plain  # curly quotes and dashes only: read as ASCII (a third of the real non-ASCII alts)
-    return ascii_tokens(text)
+    if text.isascii():
+        return ascii_tokens(text)
+    plain = ascii_form(text)
+    return TOKEN.findall(_prepared(text)) if plain is None else ascii_tokens(plain)
+
+
+def ascii_form(text: str) -> str | None:
+    """The ASCII text whose tokens are those of ``text``, when it is ASCII but for curly quotes and dashes (a third
+    of the real non-ASCII alts); else None."""
+    plain = text.translate(NEAR_ASCII)
+    return plain if plain.isascii() else None
 
 
 def ascii_tokens(text: str) -> list[str]:
