@@ -165,6 +165,15 @@ class ShardStream(torch.utils.data.IterableDataset):
         except Exception:  # a corrupt sample costs one sample, counted, never the run
             return None
 
+    def _denied(self, s: dict[str, Any]) -> bool | None:
+        """Whether the run's denylist names the sample; None when its metadata cannot be read to tell."""
+        if not self.denylist:
+            return False
+        try:
+            return sample_denied(self.denylist, s)
+        except Exception:  # unreadable .json: counted with the samples that fail to decode
+            return None
+
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
@@ -179,10 +188,11 @@ class ShardStream(torch.utils.data.IterableDataset):
                                                     self.world * self.local, self.mode)):
                 if i < offset:
                     continue
-                if self.denylist and sample_denied(self.denylist, sample):
+                verdict = self._denied(sample)
+                if verdict:
                     read, denied = read + 1, denied + 1
                     continue
-                item, read = self._decode(sample), read + 1
+                item, read = (None if verdict is None else self._decode(sample)), read + 1
                 if item is None:
                     errors += 1
                     continue

@@ -175,10 +175,23 @@ def init_distributed() -> tuple[int, int]:
 
 
 def close_distributed(world: int) -> None:
-    """Wait for every process, then leave the group: no process exits while another still talks to it."""
+    """After a finished run: wait for every process, then leave the group, so none exits while another talks to it.
+
+    Not on an error: the failing process exits at once and torchrun stops the others (a barrier here would
+    wait for ranks that sit in a collective the failing one never joins).
+    """
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+def rank_device(device: torch.device, world: int) -> torch.device:
+    """With several processes on CUDA, each takes the GPU of its LOCAL_RANK (torchrun's), unless one was named."""
+    if device.type != "cuda" or device.index is not None or world == 1:
+        return device
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.cuda.set_device(device)
+    return device
 
 
 def check_data(sizes: list[tuple[str, int]], cfg: TrainConfig, world: int) -> list[str]:
@@ -209,7 +222,7 @@ def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world
         tok = train_tokenizer(captions, cfg.tokenizer_vocab or mcfg.vocab_size)
         mcfg.vocab_size = tok.get_vocab_size()
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = rank_device(pick_device(cfg.device), world)
     model = CLIP(mcfg).to(device)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -278,7 +291,7 @@ def out_of_time(s: Session, started: float) -> bool:
     """Whether ``max_seconds`` has passed, decided by rank 0 for every rank (so all stop on the same step)."""
     if s.cfg.max_seconds is None:
         return False
-    flag = torch.tensor([float(time.monotonic() - started > s.cfg.max_seconds)])
+    flag = torch.tensor([float(time.monotonic() - started > s.cfg.max_seconds)], device=s.device)  # NCCL: on the GPU
     if s.world > 1:
         torch.distributed.broadcast(flag, 0)
     return bool(flag.item())
@@ -360,26 +373,24 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     if not stage(run, "shards").done:
         raise FileNotFoundError(f"no finished shards in {stage(run, 'shards').path}: run `webclip shards` first")
     rank, world = init_distributed()
-    try:
-        torch.set_num_threads(cfg.threads)
-        ckpt_path = out_stage.path / "checkpoints" / "last.pt"
-        s = start_session(cfg, run, ckpt_path, rank, world)
-        logs = open_logs(s, out_stage.path)
-        batches = s.loader.batches()
-        s.model.train()
-        while s.step < cfg.steps and not out_of_time(s, logs.started):
-            batch = next(batches)
-            feats, lr = train_step(s, batch)
-            log_step(s, batch, feats, lr, logs)
-            if s.step % cfg.checkpoint_every == 0:
-                save_session(s, ckpt_path)
-        save_session(s, ckpt_path)
-        logs.bar.close()
-        stats = summary(s, logs, ckpt_path)
-        if rank == 0:
-            finish_outputs(s, logs, out_stage, stats)
-    finally:
-        close_distributed(world)
+    torch.set_num_threads(cfg.threads)
+    ckpt_path = out_stage.path / "checkpoints" / "last.pt"
+    s = start_session(cfg, run, ckpt_path, rank, world)
+    logs = open_logs(s, out_stage.path)
+    batches = s.loader.batches()
+    s.model.train()
+    while s.step < cfg.steps and not out_of_time(s, logs.started):
+        batch = next(batches)
+        feats, lr = train_step(s, batch)
+        log_step(s, batch, feats, lr, logs)
+        if s.step % cfg.checkpoint_every == 0:
+            save_session(s, ckpt_path)
+    save_session(s, ckpt_path)
+    logs.bar.close()
+    stats = summary(s, logs, ckpt_path)
+    if rank == 0:
+        finish_outputs(s, logs, out_stage, stats)
+    close_distributed(world)  # only here: an exception above leaves at once (see close_distributed)
     if s.step < cfg.steps:
         raise StageIncomplete(f"stopped after {s.step} of {cfg.steps} steps (max_seconds {cfg.max_seconds}): "
                               "rerun the same command to continue from the checkpoint")

@@ -368,3 +368,24 @@ def _kill_tree(pid: int) -> None:
     for p in tree:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
+
+
+def test_a_sample_whose_metadata_cannot_be_read_is_counted_not_fatal_when_a_denylist_is_set(tmp_path) -> None:
+    import io
+    import tarfile
+
+    from webclip import denylist
+    from webclip.model.data import ShardLoader
+
+    with tarfile.open(tmp_path / "train-00000.tar", "w") as tar:
+        for i in range(12):
+            meta = b"\xff not json" if i == 5 else json.dumps({"url": f"http://img.example/{i}.jpg"}).encode()
+            for ext, data in (("jpg", _jpeg(COLOURS["red"], i)), ("txt", b"a red square"), ("json", meta)):
+                info = tarfile.TarInfo(f"{i:04d}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    deny = denylist.build([denylist.Entry("image_url", "http://img.example/3.jpg")])
+    loader = ShardLoader([str(tmp_path / "train-00000.tar")], 32, 10, seed=0, buffer=4, denylist=deny)
+    keys = next(loader.batches()).keys
+    assert sorted(keys) == [f"{i:04d}" for i in range(12) if i not in (3, 5)]
+    assert (loader.denied, loader.decode_errors, loader.samples_read) == (1, 1, 12)
