@@ -93,6 +93,8 @@ def normalise_caption(alt: str) -> str:
         text = CONTROL.sub(" ", unicodedata.normalize("NFC", text))
     elif not text.isprintable():
         text = CONTROL.sub(" ", text)
+    elif "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # printable ASCII has no whitespace but the space: nothing to collapse
     return " ".join(text.split())
 
 
