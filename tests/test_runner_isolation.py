@@ -31,7 +31,7 @@ from tests.shards.test_download import curated_run, serve, shards_config
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mount namespaces are Linux only"),
               pytest.mark.timeout(300)]  # a worker that never dials back would leave the runner waiting
 
-BUCKET = "webclip"
+BUCKET = "webclip-isolation"  # moto keeps buckets process-wide: other tests' buckets must not collide
 # Beam's worker pool, each SDK worker a thread of this one process (imports stay warm between pipelines), set
 # up first as a runner's boot sets a worker up: its pipeline's options from the provision service, so that
 # FileSystems (s3://, gs://) gets them, as ``sdk_worker_main`` does.
@@ -83,7 +83,7 @@ def _unshare_refused() -> str | None:
 
 @pytest.fixture(scope="module")
 def s3():
-    """moto's S3 server on 127.0.0.1 with bucket ``webclip``; the environment (launcher and workers) points at it."""
+    """moto's S3 server on 127.0.0.1 with bucket ``webclip-isolation``; the environment (launcher and workers) points at it."""
     server_mod = pytest.importorskip("moto.server", reason="moto[s3] (a dev dependency) is not installed")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
@@ -93,10 +93,14 @@ def s3():
                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
             mp.setenv(key, value)
         import fsspec
+        import s3fs
 
+        s3fs.S3FileSystem.clear_instance_cache()  # a cached client of an earlier module's server would be reused
         fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir(BUCKET)
+        if not fs.exists(BUCKET):  # moto's state outlives a server in the same process
+            fs.mkdir(BUCKET)
         yield fs
+        s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
 
 
