@@ -20,7 +20,7 @@ from webclip.layout import table_in
 from webclip.parquet import count_rows, parts
 from webclip.records import CANDIDATE_SCHEMA
 from webclip.runfolder import StageDir, StageIncomplete, atomic_write_json
-from webclip.stats import Tally, check_identity
+from webclip.stats import Tally, check_identity, drop_examples_record
 
 
 def read_seeds(cfg: CrawlConfig) -> list[str]:
@@ -104,7 +104,8 @@ def run_live(cfg: CrawlConfig, stage: StageDir) -> dict[str, Any]:
     stats["sitemap_drops"] = sitemaps.get("sitemap_drops", {})
     stats["links"] = crawler.frontier.links.as_dict()
     check_identity(stats["links"])
-    atomic_write_json(stage.path / "drop_examples.json", tally.pages.examples_record())  # dropped pages, for explore
+    examples = tally.pages.examples.merge(tally.images.examples)  # page reasons and image reasons never share a name
+    atomic_write_json(stage.path / "drop_examples.json", drop_examples_record(examples, "pages"))  # for explore
     stage.finish(stats)
     shutil.rmtree(work, ignore_errors=True)
     return stats

@@ -39,8 +39,8 @@ class CrawlTally:
         if outcome == "ok":
             self.pages.kept += 1
             self.images.n_in += entry["imgs"]
-            for reason, n in entry["img_drops"].items():
-                self.images.drop(reason, n)
+            for reason, n in entry["img_drops"].items():  # the extractor keeps counts: the page is the example
+                self.images.drop(reason, n, example={"page_url": entry["url"], "depth": entry["depth"]})
         else:
             self.pages.drop(f"crawl/{outcome}", example={"page_url": entry["url"], "depth": entry["depth"]})
 

@@ -142,6 +142,16 @@ def test_crawl_keeps_examples_of_dropped_pages(run: Path, server: str) -> None:
                 assert not robots.can_fetch("webclip", e["page_url"]), e["page_url"]
 
 
+def test_crawl_keeps_a_page_as_the_example_of_each_image_drop_reason(run: Path, server: str) -> None:
+    images = stats(run, "candidates")["dropped"]  # extract/<reason>: counted per image, shown by page
+    assert images
+    for reason, n in images.items():
+        shown = get(server, f"/api/drops?stage=candidates&reason={reason}")
+        assert shown["count"] == n and 1 <= len(shown["examples"]) <= min(5, n), reason
+        for e in shown["examples"]:
+            assert e["page_url"].startswith("http://127.0.0.1:") and isinstance(e["depth"], int)
+
+
 def test_entries_mark_head_and_tail_by_the_balancing_cap(run: Path, server: str) -> None:
     data = get(server, "/api/entries")
     counts = ds.dataset(run / "curated" / "query_counts", format="parquet").to_table().to_pylist()
