@@ -16,7 +16,14 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from webclip.beamio import CountingDoFn, WriteParts, collect_counters, count_rows_any, list_parts
+from webclip.beamio import (
+    CountingDoFn,
+    DropExampleSink,
+    WriteParts,
+    collect_counters,
+    count_rows_any,
+    list_parts,
+)
 from webclip.config import items_with_file
 from webclip.crawl.config import CrawlConfig
 from webclip.crawl.warc import (
@@ -49,10 +56,12 @@ class SplitArchiveFn(CountingDoFn):
         except UnreadableArchive as e:
             log_drop(e.reason, path, 0, trace=False)
             self.drop(ARCHIVE_DROP + e.reason)
+            yield from self.drop(e.reason, 0, example={"archive": path})  # the example under the block's name
             return
         except Exception:  # the failure boundary of one archive
             log_drop(ARCHIVE_ERROR, path, 0)
             self.drop(ARCHIVE_DROP + ARCHIVE_ERROR)
+            yield from self.drop(ARCHIVE_ERROR, 0, example={"archive": path})
             return
         self.drop(ARCHIVES_OK)
         yield from ranges
@@ -69,13 +78,14 @@ class ReadArchiveFn(CountingDoFn):
         path, start, end = split
         for outcome in read_archive(path, self.parser, end, start=start, max_bytes=self.max_bytes):
             self.drop(PAGES)
+            example = {"archive": path, "page_url": outcome.url}  # the page (or archive) a drop happened in
             if outcome.page_drop:
-                self.drop(outcome.page_drop)
+                yield from self.drop(outcome.page_drop, example=example)
                 continue
             self.drop(PAGES_OK)
             self.drop(IMGS, outcome.imgs)
             for reason, n in outcome.img_drops.items():
-                self.drop(reason, n)
+                yield from self.drop(reason, n, example=example)
             for c in outcome.candidates:
                 yield c.__dict__
 
@@ -104,10 +114,12 @@ def run_cc(cfg: CrawlConfig, stage: StageDir, run: Path) -> dict[str, Any]:
     stale = list_parts(table)
     if stale:
         FileSystems.delete(stale)
+    sink = DropExampleSink()
     with watch("crawl cc (Beam)", None, None, cfg.progress, unit="s"), beam.Pipeline(options=options) as p:
-        (p | "Paths" >> beam.Create(paths) | "Split" >> beam.ParDo(SplitArchiveFn(int(cfg.split_mb * 2**20)))
-         | "Spread" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadArchiveFn(cfg.parser, cfg.max_bytes))
+        (p | "Paths" >> beam.Create(paths) | "Split" >> sink.counted(SplitArchiveFn(int(cfg.split_mb * 2**20)))
+         | "Spread" >> beam.Reshuffle() | "Read" >> sink.counted(ReadArchiveFn(cfg.parser, cfg.max_bytes))
          | "Write" >> WriteParts(table, "candidates", cfg.num_parts, ("uid", "page_url")))
+        sink.write(p, FileSystems.join(base, "drop_examples.json"), "pages")  # beside the table's base
     counters = collect_counters(p.result)
     pages = Tally("pages", n_in=counters.pop(PAGES, 0), kept=counters.pop(PAGES_OK, 0))
     images = Tally("image candidates", n_in=counters.pop(IMGS, 0), kept=count_rows_any(list_parts(table)))

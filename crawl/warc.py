@@ -61,6 +61,7 @@ class PageOutcome:
     candidates: list[Candidate] = field(default_factory=list)
     img_drops: Counter = field(default_factory=Counter)
     imgs: int = 0
+    url: str | None = None  # the record's WARC-Target-URI (None for archive-level outcomes)
 
 
 class UnreadableArchive(Exception):
@@ -485,9 +486,10 @@ def page_outcome(record: Any, parser: str, cap: int, where: str, offset: int,
         read = PAGE_READERS.get((record.headers.get("WARC-Type") or "").lower())
         if read is None:
             return None
-        if record.content_length > cap:
-            return PageOutcome(TOO_LARGE)
-        return read(record, parser, cap)
+        outcome = PageOutcome(TOO_LARGE) if record.content_length > cap else read(record, parser, cap)
+        if outcome is not None:
+            outcome.url = record.headers.get("WARC-Target-URI")
+        return outcome
     except BaseException as e:
         if win is not None and win.failure is not None:
             raise win.failure from e

@@ -330,6 +330,14 @@ def test_cc_counts_missing_empty_and_non_warc_archives_and_reads_the_rest(tmp_pa
     assert stats["kept"] == 2 * sum(len(o.candidates) for o in read_archive(str(warc / "whirlwind.warc.gz"))) + sum(
         len(o.candidates) for o in read_archive(corrupt))
     assert split == stats  # read as 4 KB ranges: the same accounting and the same parts, byte for byte
+    examples = json.loads((tmp_path / "whole" / "candidates" / "drop_examples.json").read_text())["examples"]
+    named = {**stats["dropped"], **stats["pages"]["dropped"], **stats["archives"]["dropped"]}
+    assert set(examples) == set(named)  # every drop reason of every block has examples, and nothing else
+    for reason, items in examples.items():
+        assert 1 <= len(items) <= min(5, named[reason]) and all(e["archive"] in listed for e in items), reason
+    assert {e["archive"] for e in examples["warc/missing_file"]} == {str(files / "nope.warc.gz"), f"{base}/gone.warc.gz"}
+    assert examples["warc/corrupt_member"][0]["archive"] == corrupt
+    assert json.loads((tmp_path / "split" / "candidates" / "drop_examples.json").read_text())["examples"] == examples
     assert sorted(out.glob("part-*.parquet"))
     for part in sorted(out.glob("part-*.parquet")):
         assert (split_out / part.name).read_bytes() == part.read_bytes()
