@@ -14,8 +14,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from operator import itemgetter
@@ -26,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from webclip.parquet import ROW_GROUP_SIZE, part_name, parts, row_sort_key, write_rows
-from webclip.runfolder import current_umask
+from webclip.runfolder import atomic_file
 
 SORT_BY = ("uid", "page_url")
 FAN_IN = 64  # runs merged at once: open files and read buffers
@@ -111,21 +109,11 @@ def row_group(rows: Iterator[dict[str, Any]], schema: pa.Schema, size: int, batc
 def write_part(path: Path, rows: Iterator[dict[str, Any]], schema: pa.Schema, row_group_size: int,
                batch_rows: int) -> int:
     """Write the rows (already sorted) to one Parquet file atomically; returns the rows written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            with pq.ParquetWriter(f, schema, memory_pool=arrow_pool(), **WRITER_OPTIONS) as writer:
-                while (table := row_group(rows, schema, row_group_size, batch_rows)) is not None:
-                    writer.write_table(table, row_group_size=row_group_size)
-                    n += table.num_rows
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f, pq.ParquetWriter(f, schema, memory_pool=arrow_pool(), **WRITER_OPTIONS) as writer:
+        while (table := row_group(rows, schema, row_group_size, batch_rows)) is not None:
+            writer.write_table(table, row_group_size=row_group_size)
+            n += table.num_rows
     return n
 
 

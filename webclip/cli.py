@@ -130,6 +130,16 @@ def cmd_stage(name: str, argv: list[str]) -> int:
     return 0
 
 
+def serve_until_interrupted(server: Any) -> int:
+    """Keep a background server running until Ctrl-C, then shut it down."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
 def cmd_sample_web(argv: list[str]) -> int:
     """``webclip sample-web --out DIR`` or ``webclip sample-web serve DIR --port P``."""
     from webclip.sampleweb.generate import SampleWebConfig, generate
@@ -147,12 +157,7 @@ def cmd_sample_web(argv: list[str]) -> int:
             return fail(f"{args.dir} is not a sample web folder (no site/_routes.json)")
         server = start(args.dir, args.port, args.log)
         print(f"serving {args.dir}/site at http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            server.shutdown()
-        return 0
+        return serve_until_interrupted(server)
     p = argparse.ArgumentParser(prog="webclip sample-web", description=OTHER["sample-web"])
     p.add_argument("--out", help="output folder (default <run>/sampleweb)")
     common_flags(p, run_required=False)
@@ -256,12 +261,7 @@ def cmd_explore(argv: list[str]) -> int:
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
     print(f"explore: serving {args.run} at {server.url} (read-only; Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.shutdown()
-    return 0
+    return serve_until_interrupted(server)
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"sample-web": cmd_sample_web, "status": cmd_status, "demo": cmd_demo,
