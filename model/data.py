@@ -42,10 +42,7 @@ def preprocess(image: Image.Image, size: int) -> torch.Tensor:
 
 def read_manifest(shards_final: str | Path, split: str = "train") -> list[str]:
     """Tar URLs/paths of a split listed in ``manifest.json``."""
-    base = str(shards_final).rstrip("/")
-    with fsspec.open(f"{base}/manifest.json", "r") as f:
-        manifest = json.load(f)
-    return [f"{base}/{s['name']}" for s in manifest[split]]
+    return [url for url, _ in read_manifest_sizes(shards_final, split)]
 
 
 def iter_tar(url: str) -> Iterator[dict[str, Any]]:

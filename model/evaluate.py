@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from webclip import storage
+from webclip.ablation import head_tail_classes
 from webclip.hashing import unit_draw
 from webclip.layout import table_path
 from webclip.model.config import EvalConfig
@@ -157,13 +158,6 @@ def training_counts(run: Path) -> dict[str, int] | None:
             for eid in row["entry_ids"]:
                 counts[entry[eid]] = counts.get(entry[eid], 0) + 1
     return counts
-
-
-def head_tail_classes(classnames: list[str], counts: dict[str, int], fraction: float) -> tuple[list[str], list[str]]:
-    """Head and tail classes by training pairs per entry (a class's count is its entry's; ties by class order)."""
-    k = max(1, int(len(classnames) * fraction))
-    ranked = sorted(range(len(classnames)), key=lambda i: (-counts.get(classnames[i].lower(), 0), i))
-    return [classnames[i] for i in ranked[:k]], [classnames[i] for i in ranked[-k:]]
 
 
 def head_tail_report(logits: torch.Tensor, y: torch.Tensor, classnames: list[str],
