@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -9,6 +11,26 @@ import torch.nn.functional as F
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every rank's gradient of the gathered tensor and keeps this rank's slice.
+
+    Blocking collectives on any backend (gloo, NCCL) and nothing left in flight when backward returns.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)  # all_reduce works in place
+        dist.all_reduce(grad)  # every rank's loss depends on every slice: the slice's gradient is the sum
+        b = grad.shape[0] // dist.get_world_size()
+        return grad[dist.get_rank() * b:(dist.get_rank() + 1) * b]
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -19,9 +41,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """
     if not _distributed():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

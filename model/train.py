@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -174,14 +175,19 @@ def init_distributed() -> tuple[int, int]:
     return rank, world
 
 
-def close_distributed(world: int) -> None:
-    """After a finished run: wait for every process, then leave the group, so none exits while another talks to it.
+def close_distributed(s: Session) -> None:
+    """After a finished run: wait for every process, drop the model (DDP holds the group), then leave the group.
+
+    So no process exits while another talks to it, and no gloo object is left for the interpreter's teardown
+    (an object destroyed there can abort the process: "terminate called without an active exception").
 
     Not on an error: the failing process exits at once and torchrun stops the others (a barrier here would
     wait for ranks that sit in a collective the failing one never joins).
     """
-    if world > 1 and torch.distributed.is_initialized():
+    if s.world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
+        s.model = s.opt = None  # type: ignore[assignment]
+        gc.collect()
         torch.distributed.destroy_process_group()
 
 
@@ -390,7 +396,8 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     stats = summary(s, logs, ckpt_path)
     if rank == 0:
         finish_outputs(s, logs, out_stage, stats)
-    close_distributed(world)  # only here: an exception above leaves at once (see close_distributed)
+    del batches
+    close_distributed(s)  # only here: an exception above leaves at once (see close_distributed)
     if s.step < cfg.steps:
         raise StageIncomplete(f"stopped after {s.step} of {cfg.steps} steps (max_seconds {cfg.max_seconds}): "
                               "rerun the same command to continue from the checkpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def _worker(rank: int, init: str, chunks: int, out: str) -> None:
         if rank == 0:
             torch.save(_grads(model), out)
         dist.barrier()
+        del ddp, model  # DDP holds the group: release it before the group goes (see model/train.py)
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
