@@ -391,8 +391,20 @@ def download_jobs(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], progress_di
     return [storage.read_json(storage.join(jobs_dir, f"{j}_stats.json")) for j in jobs]
 
 
-def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
-    """Download every curated pair, then dedupe, decontaminate and write ``shards/final/`` and ``shards/samples/``."""
+class Laps:
+    """Seconds per phase of the stage, for ``stats.json``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        self.seconds[name] = round(time.monotonic() - self._clock, 2)
+        self._clock = time.monotonic()
+
+
+def shards_input(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> tuple[list[str], str]:
+    """The curated parts to download and the output base (claimed when remote); a clear error when missing."""
     curated = stage(run, "curated")
     if cfg.curated_path is None and not curated.done:
         raise FileNotFoundError(f"no finished curation in {curated.path}: run `webclip curate` first")
@@ -403,58 +415,73 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     base = cfg.output_path or str(out_stage.path)
     if storage.is_remote(base):
         claim_remote_output(base, asdict(cfg), out_stage.forced, runtime_fields(ShardsConfig))
-    jobs_dir, final, samples_table = jobs_in(base), table_in(base, "final"), table_in(base, "samples")
-    progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
-    clock = time.monotonic()
-    seconds: dict[str, float] = {}
+    return curated_parts, base
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        seconds[name] = round(time.monotonic() - clock, 2)
-        clock = time.monotonic()
 
-    jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
-    lap("split_jobs")
-    snapshot_denylist(run, jobs_dir)
-    job_stats = download_jobs(cfg, jobs_dir, jobs, progress_dir)
-    record_optouts(run, jobs_dir, jobs)  # X-Robots-Tag opt-outs join the run's denylist
-    lap("download")
-    tally = Tally("curated pairs", n_in=count_rows(curated_parts))
+def download_tally(cfg: ShardsConfig, job_stats: list[dict], n_in: int, jobs_dir: str) -> tuple[Tally, Counter]:
+    """The jobs' drops and examples in one tally, and transient failures; stops on an unhealthy download."""
+    tally = Tally("curated pairs", n_in=n_in)
     for js in job_stats:
         for reason, n in js["dropped"].items():
             tally.drop(reason, n)
         tally.examples.merge(DropExamples.from_dict(js.get("drop_examples", {})))
     transient = sum((Counter(js.get("transient", {})) for js in job_stats), Counter())
     check_download_health(tally, sum(js["kept"] for js in job_stats), transient, cfg.max_transient_share, jobs_dir)
-    meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
+    return tally, transient
+
+
+def removals(cfg: ShardsConfig, run: Path, out_stage: StageDir, base: str, jobs_dir: str, jobs: list[str],
+             meta: list[dict], laps: Laps) -> tuple[dict[str, str], int]:
+    """uid -> drop reason for denied, duplicate and eval-overlapping images; and the eval images indexed."""
     denied = denied_in_jobs(jobs_dir, jobs)  # kept by jobs finished before the denylist named them
     drop = duplicate_drops([m for m in meta if m["uid"] not in denied], cfg, _absolute(base),
                            record=str(out_stage.path / "duplicate_groups.json")) | denied
-    lap("dedupe")
+    laps("dedupe")
     overlaps, indexed = eval_overlap_drops([m for m in meta if m["uid"] not in drop], cfg, run)
     drop.update(overlaps)
-    for uid, reason in drop.items():
-        tally.drop(reason, example={"uid": uid})
-    lap("decontaminate")
+    laps("decontaminate")
+    return drop, indexed
+
+
+def reshard(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], meta: list[dict], drop: dict[str, str],
+            final: str, samples_table: str) -> dict[str, Any]:
+    """Write the final tars and ``samples/`` from the jobs' samples, without the dropped ones; the manifest."""
     samples = tqdm(merged_samples(jobs_dir, jobs), total=len(meta), desc="reshard", unit="sample",
                    disable=not cfg.progress, mininterval=0.5)
     n_train = sum(split_of(m["uid"], cfg) == "train" for m in meta if m["uid"] not in drop)
     for folder in (final, samples_table):  # an earlier try's tars past the new count would stay readable by glob
         storage.remove_tree(folder)
-    manifest = write_final(samples, drop, final, cfg, samples_table, train_shard_size(n_train, cfg))
-    lap("reshard")
+    return write_final(samples, drop, final, cfg, samples_table, train_shard_size(n_train, cfg))
+
+
+def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, Any]:
+    """Download every curated pair, then dedupe, decontaminate and write ``shards/final/`` and ``shards/samples/``."""
+    curated_parts, base = shards_input(cfg, out_stage, run)
+    jobs_dir, final, samples_table = jobs_in(base), table_in(base, "final"), table_in(base, "samples")
+    progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
+    laps = Laps()
+    jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
+    laps("split_jobs")
+    snapshot_denylist(run, jobs_dir)
+    job_stats = download_jobs(cfg, jobs_dir, jobs, progress_dir)
+    record_optouts(run, jobs_dir, jobs)  # X-Robots-Tag opt-outs join the run's denylist
+    laps("download")
+    tally, transient = download_tally(cfg, job_stats, count_rows(curated_parts), jobs_dir)
+    meta = list(iter_rows([storage.join(jobs_dir, f"{j}.parquet") for j in jobs], columns=["uid", "sha256", "phash"]))
+    drop, indexed = removals(cfg, run, out_stage, base, jobs_dir, jobs, meta, laps)
+    for uid, reason in drop.items():
+        tally.drop(reason, example={"uid": uid})
+    manifest = reshard(cfg, jobs_dir, jobs, meta, drop, final, samples_table)
+    laps("reshard")
     tally.kept = count_rows(parts(samples_table))
     if not tally.kept:
         top = ", ".join(f"{r} {n}" for r, n in Counter(drop.values()).most_common(3))
         raise StageIncomplete(f"shards not finished: all {len(meta)} downloaded images were dropped ({top}); "
                               f"check the decontaminate folders and the curated pairs")
     stats = tally.as_dict()
-    stats["downloaded"] = len(meta)
-    stats["transient"] = dict(sorted(transient.items()))  # part of dropped: still transient after every try
-    stats["eval_images_indexed"] = indexed
-    stats["shards"] = manifest["totals"]
-    stats["tables"] = {"samples": table_summary(samples_table)}
-    stats["phase_seconds"] = seconds
+    stats.update({"downloaded": len(meta), "transient": dict(sorted(transient.items())),  # transient: part of dropped
+                  "eval_images_indexed": indexed, "shards": manifest["totals"],
+                  "tables": {"samples": table_summary(samples_table)}, "phase_seconds": laps.seconds})
     if storage.is_remote(base):
         stats["output"] = base  # where layout.table_path finds final/ and samples/
         stats["final_path"] = final  # where train and eval find the shards (see runfolder.shards_final)
