@@ -68,6 +68,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between checkpoints (checkpoints/last.pt)
     log_every: int = 10  # steps between metrics.jsonl rows
     tokenizer_vocab: int | None = None  # defaults to the model's vocab_size
+    tokenizer_samples: int = 1_000_000  # train captions the tokenizer learns from (the first, in samples/ order)
     device: str = "auto"  # auto (CUDA when present), cpu or cuda[:N]
     progress: bool = True  # show a progress bar
     log_keys: bool = False  # write the sample keys of every step to keys.jsonl (provenance, resume checks)

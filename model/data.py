@@ -8,6 +8,7 @@ already consumed and then sees what an uninterrupted run would have seen.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 import tarfile
@@ -249,3 +250,17 @@ class ShardLoader:
         self.samples_read, self.samples_trained, self.decode_errors = (
             counts["read"], counts["trained"], counts["decode_errors"])
         self.denied = counts.get("denied", 0)
+
+
+def train_captions(run: str | Path, tars: list[str], limit: int) -> Iterator[str]:
+    """Up to ``limit`` train captions: from ``shards/samples/`` (no image is read), else from the tars' texts."""
+    from webclip.layout import table_path
+    from webclip.parquet import iter_rows, parts
+
+    sample_parts = parts(table_path(run, "samples"))
+    if sample_parts:
+        rows = iter_rows(sample_parts, columns=["caption", "split"])
+        captions = (r["caption"] for r in rows if r["split"] == "train")
+    else:
+        captions = (s["txt"].decode("utf-8") for t in tars for s in iter_tar(t))
+    return itertools.islice(captions, limit)

@@ -18,7 +18,7 @@ from webclip import denylist
 from webclip.config import build
 from webclip.model.clip import CLIP
 from webclip.model.config import ModelConfig, TrainConfig, load_preset
-from webclip.model.data import Batch, ShardLoader, iter_tar, read_manifest_sizes
+from webclip.model.data import Batch, ShardLoader, read_manifest_sizes, train_captions
 from webclip.model.gradcache import Features, contrastive_backward
 from webclip.model.tokenizer import encode_batch, train_tokenizer
 from webclip.runfolder import StageDir, StageIncomplete, atomic_write_json, shards_final, stage
@@ -214,9 +214,21 @@ def check_data(sizes: list[tuple[str, int]], cfg: TrainConfig, world: int) -> li
     return [url for url, n in sizes if n > 0]
 
 
+def shared_tokenizer(run: Path, tars: list[str], cfg: TrainConfig, vocab: int, world: int) -> Any:
+    """The run's tokenizer: trained once, by rank 0, on the train captions, and sent to the other ranks."""
+    from tokenizers import Tokenizer
+
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    text = [train_tokenizer(train_captions(run, tars, cfg.tokenizer_samples), vocab).to_str() if rank == 0 else None]
+    if world > 1:
+        torch.distributed.broadcast_object_list(text, src=0)
+    return Tokenizer.from_str(text[0])
+
+
 def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world: int) -> Session:
     """Build (or resume from ``ckpt_path``) the model, optimiser, tokenizer and loader."""
     tars = check_data(read_manifest_sizes(shards_final(run), "train"), cfg, world)
+    device = rank_device(pick_device(cfg.device), world)  # before any collective: NCCL needs each rank's GPU set
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resume is not None:
         from tokenizers import Tokenizer
@@ -224,11 +236,9 @@ def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world
         tok, mcfg = Tokenizer.from_str(resume["tokenizer"]), build(ModelConfig, resume["model_config"])
     else:
         mcfg = load_preset(cfg.model)
-        captions = (s["txt"].decode("utf-8") for t in tars for s in iter_tar(t))
-        tok = train_tokenizer(captions, cfg.tokenizer_vocab or mcfg.vocab_size)
+        tok = shared_tokenizer(run, tars, cfg, cfg.tokenizer_vocab or mcfg.vocab_size, world)
         mcfg.vocab_size = tok.get_vocab_size()
     torch.manual_seed(cfg.seed)
-    device = rank_device(pick_device(cfg.device), world)
     model = CLIP(mcfg).to(device)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)

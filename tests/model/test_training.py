@@ -389,3 +389,21 @@ def test_a_sample_whose_metadata_cannot_be_read_is_counted_not_fatal_when_a_deny
     keys = next(loader.batches()).keys
     assert sorted(keys) == [f"{i:04d}" for i in range(12) if i not in (3, 5)]
     assert (loader.denied, loader.decode_errors, loader.samples_read) == (1, 1, 12)
+
+
+def test_tokenizer_learns_from_the_samples_table_train_rows_without_reading_a_tar(shard_run, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from webclip.model.data import train_captions
+
+    tars = [str(shard_run / "shards" / "final" / f"train-{s:05d}.tar") for s in range(3)]
+    from_tars = list(train_captions(shard_run, tars, 50))  # no samples table: the tars' texts, capped
+    assert len(from_tars) == 50 and set(from_tars) == {f"a {c} square" for c in COLOURS}
+    run = tmp_path / "with_samples"
+    (run / "shards" / "samples").mkdir(parents=True)
+    rows = pa.table({"caption": ["a train caption", "a held-out caption", "another train one"],
+                     "split": ["train", "val", "train"]})
+    pq.write_table(rows, run / "shards" / "samples" / "part-00000.parquet")
+    missing = [str(tmp_path / "no-such.tar")]  # reading a tar would fail
+    assert list(train_captions(run, missing, 10)) == ["a train caption", "another train one"]
