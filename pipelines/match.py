@@ -25,10 +25,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 from webclip.pipelines.normalise import (
+    CHUNK_KEYS,
     NO_NAMES,
     NO_POSITIONS,
     ascii_form,
@@ -171,6 +173,7 @@ class Automaton:
             if mode == "word" else frozenset()
         self.auto = make_backend(self.keys, backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
+        self.chunk_key = CHUNK_KEYS[inflections].__getitem__
 
     def __len__(self) -> int:
         return self.n_main  # distinct keys of the entries (written keys aside)
@@ -185,16 +188,17 @@ class Automaton:
         ending at a closed position (``word_key``) and one-character Han entries inside a longer word."""
         if self.auto is None:
             return set()
-        if not no_end:
-            if self.backend == "ahocorasick_rs":  # indexes() inlined
-                found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-            else:
-                found = set(map(SECOND, self.auto.iter(key)))
-            if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
-                return found
         if self.backend == "ahocorasick_rs":
             spans = self.auto.find_matches_as_indexes(key, overlapping=True)
+            if not no_end:
+                found = set(map(FIRST, spans))
+                if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
+                    return found
         else:
+            if not no_end:
+                found = set(map(SECOND, self.auto.iter(key)))
+                if found.isdisjoint(self.single_han):
+                    return found
             spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, k in self.auto.iter(key)]
         single_han = self.single_han
         return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
@@ -203,10 +207,11 @@ class Automaton:
     def ascii_hits(self, text: str, plain: str) -> set[int]:
         """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most
         alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
-        toks = ascii_tokens(plain)
-        if self.inflections:
-            toks = fold_tokens(toks, proper_plurals(text))
-        return set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
+        if self.inflections and (names := proper_plurals(text)):
+            key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
+        else:  # ascii_key inlined
+            key = " " + ("".join(map(self.chunk_key, plain.split())) or " ")
+        return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
 
     def text_keys(self, text: str) -> tuple[str, ...]:
         """The keys a caption is scanned with."""
@@ -288,14 +293,10 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
         found = auto.ascii_hits(text, plain) if plain is not None and not has_compound(text) else auto.scan(text)
     if len(found) < 2:
         return list(auto.ids[found.pop()]) if found else []
-    ids: list[int] = []
-    table = auto.ids
-    for k in found:
-        ids += table[k]
+    ids = chain.from_iterable(map(auto.ids.__getitem__, found))
     if auto.written is not None and max(found) >= auto.n_main:  # an entry may be found by both of its keys
         return sorted(set(ids))
-    ids.sort()  # the main keys' id sets are disjoint
-    return ids
+    return sorted(ids)  # the main keys' id sets are disjoint
 
 
 def load_queries(path: str) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from array import array
 from itertools import accumulate
 from operator import eq
 
@@ -47,6 +48,22 @@ _SKIN = r"[\U0001F3FB-\U0001F3FF]"
 _FLAG = r"[\U0001F1E6-\U0001F1FF]{2}"  # UAX #29 WB15/16: regional indicators pair up from the left
 _EMOJI_ZWJ = rf"{_SYMBOL}{_EXTEND}{_SKIN}?(?:\u200d{_SYMBOL}{_EXTEND}{_SKIN}?)+"  # WB3c: ZWJ x Extended_Pictographic
 TOKEN = regex.compile(rf"{_U}\p{{M}}*|{_WORD}(?:{_GLUE}+(?:{_WORD})?)*|{_FLAG}|{_EMOJI_ZWJ}|{_SYMBOL}{_EXTEND}", regex.V1)
+
+
+def char_classes(*patterns: str) -> list[str]:
+    """``re`` character classes holding the BMP code points that each ``regex`` class in ``patterns`` matches (``re``
+    tests a BMP-only class by a bitmap, a class with astral ranges range by range)."""
+    every = array("I", range(0x10000)).tobytes().decode("utf-32-le", "surrogatepass")  # surrogates too
+    return ["[" + "".join(f"\\u{m.start():04x}-\\u{m.end() - 1:04x}" for m in regex.finditer(f"{p}+", every, regex.V1))
+            + "]" for p in patterns]
+
+
+# A prepared BMP text without symbols, glue, apostrophes and joiners (most non-ASCII alts: Han, Kana, Cyrillic,
+# accented Latin) has the tokens of TOKEN's first two branches only, words of _W and _U characters with their
+# marks: stdlib ``re`` finds them faster than ``regex``. A test compares the two on generated text.
+_RW, _RU, _RM, _RNOT = char_classes(_W, _U, r"\p{M}", rf"[\p{{S}}{KEPT_PUNCT}'\u200d]")
+SIMPLE_TOKEN = re.compile(f"{_RW}+|{_RU}{_RM}*")
+NOT_SIMPLE = re.compile(f"{_RNOT}|[\\U00010000-\\U0010ffff]")
 # Before tokenising: apostrophe look-alikes become "'"; invisible joiners, variation selectors, soft hyphens and
 # the Arabic tatweel are dropped, except a zero-width joiner between two pictographs (an emoji ZWJ sequence).
 PRE_KEY = str.maketrans({**dict.fromkeys("\u2019\u2018\u02bc\u00b4`\u2032", "'"),
@@ -72,6 +89,9 @@ ASCII_KEY = str.maketrans({chr(i): _ascii_char_key(chr(i)) for i in range(128)})
 # PRE_KEY, and punctuation that is a separator before and after NFKC (quotation marks, dashes, bullets) made a space:
 # a text that is then ASCII has the tokens of that ASCII text.
 NEAR_ASCII = {**PRE_KEY, **dict.fromkeys(map(ord, "“”„‟«»‹›‚–—―‒‐‑…•·"), " ")}
+NOT_NEAR_ASCII = re.compile("[^\\x00-\\x7f" + "".join(f"\\u{c:04x}" for c in NEAR_ASCII) + "]")
+NEAR_ASCII_CHAR = {chr(c): v or "" for c, v in NEAR_ASCII.items()}
+NON_ASCII_RUN = re.compile("[^\\x00-\\x7f]+")
 _AW = r"[a-z0-9]+(?:'[a-z0-9]+)*"
 _AG = "[" + re.escape(ASCII_GLUE) + "]"
 ASCII_TOKEN = re.compile(rf"{_AW}(?:{_AG}+(?:{_AW})?)*|{_AG}")
@@ -103,14 +123,22 @@ def tokens(text: str) -> list[str]:
     if text.isascii():
         return ascii_tokens(text)
     plain = ascii_form(text)
-    return TOKEN.findall(_prepared(text)) if plain is None else ascii_tokens(plain)
+    if plain is not None:
+        return ascii_tokens(plain)
+    prepared = _prepared(text)
+    return TOKEN.findall(prepared) if NOT_SIMPLE.search(prepared) else SIMPLE_TOKEN.findall(prepared)
 
 
 def ascii_form(text: str) -> str | None:
     """The ASCII text whose tokens are those of ``text``, when it is ASCII but for curly quotes and dashes (a third
     of the real non-ASCII alts); else None."""
-    plain = text.translate(NEAR_ASCII)
-    return plain if plain.isascii() else None
+    if NOT_NEAR_ASCII.search(text):
+        return None
+    return NON_ASCII_RUN.sub(_near_ascii_run, text)  # runs replaced: faster than a translate of every character
+
+
+def _near_ascii_run(run: re.Match) -> str:
+    return "".join(map(NEAR_ASCII_CHAR.__getitem__, run.group()))
 
 
 def ascii_tokens(text: str) -> list[str]:
@@ -118,6 +146,34 @@ def ascii_tokens(text: str) -> list[str]:
     ``ASCII_TOKEN``."""
     key = text.translate(ASCII_KEY)
     return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
+
+
+class ChunkKeys(dict):
+    """A whitespace-free ASCII chunk -> its tokens, each followed by a space, folded by ``fold_inflection`` when
+    ``inflections``; filled on first sight, emptied at ``limit`` entries (bounded memory)."""
+
+    limit = 1 << 17
+
+    def __init__(self, inflections: bool):
+        super().__init__()
+        self.inflections = inflections
+
+    def __missing__(self, chunk: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        toks = ascii_tokens(chunk)
+        value = self[chunk] = "".join(t + " " for t in (map(FOLDED.__getitem__, toks) if self.inflections else toks))
+        return value
+
+
+CHUNK_KEYS = (ChunkKeys(False), ChunkKeys(True))
+
+
+def ascii_key(text: str, inflections: bool = False) -> str:
+    """``match_key`` of an ASCII text without names (``proper_plurals``), chunk by chunk: no token spans the
+    whitespace ``str.split`` splits at (ASCII_KEY makes it a space), and a chunk's key is cached."""
+    inner = "".join(map(CHUNK_KEYS[inflections].__getitem__, text.split()))
+    return " " + inner if inner else "  "
 
 
 def _prepared(text: str) -> str:
@@ -138,7 +194,7 @@ def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
         pattern = ASCII_TOKEN if ASCII_SPECIAL.search(key) else NON_SPACE
         return key, [m.span() for m in pattern.finditer(key)]
     key = _prepared(text)
-    return key, [m.span() for m in TOKEN.finditer(key)]
+    return key, [m.span() for m in (TOKEN if NOT_SIMPLE.search(key) else SIMPLE_TOKEN).finditer(key)]
 
 
 def fold_tokens(toks: list[str], names: frozenset[str]) -> list[str]:
@@ -149,10 +205,14 @@ def fold_tokens(toks: list[str], names: frozenset[str]) -> list[str]:
 def match_key(text: str, inflections: bool = False, names: frozenset[str] | None = None) -> str:
     """Space-padded tokens; with ``inflections`` each token is folded by ``fold_inflection``, but for the names
     ``proper_plurals`` finds (or ``names``, when the caller found them)."""
+    if inflections and names is None:
+        names = proper_plurals(text)
+    if not names and text.isascii():
+        return ascii_key(text, inflections)
     toks = tokens(text)
     if not inflections:
         return " " + " ".join(toks) + " "
-    return " " + " ".join(fold_tokens(toks, proper_plurals(text) if names is None else names)) + " "
+    return " " + " ".join(fold_tokens(toks, names)) + " "
 
 
 def word_key(text: str, inflections: bool = False,
@@ -176,12 +236,17 @@ def compound_key(text: str, inflections: bool = False,
     if text.isascii():
         key = match_key(text, inflections, names)
         return (key, *ascii_compound_positions(text, key))
-    return compound_positions(text, inflections, names)
+    plain = ascii_form(text)
+    if plain is None or "\u2010" in text or "\u2011" in text:  # ascii_form makes these hyphens spaces
+        return compound_positions(text, inflections, names)
+    key = match_key(plain, inflections, proper_plurals(text) if inflections and names is None else names)
+    return (key, *ascii_compound_positions(plain, key, cased=False))
 
 
-def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], frozenset[int]]:
+def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[frozenset[int], frozenset[int]]:
     """``word_key``'s closed positions for an ASCII text, from its compounds found by one regex and the count of
-    tokens before each (``compound_positions`` is the general reading; a test keeps the two equal)."""
+    tokens before each (``compound_positions`` is the general reading; a test keeps the two equal). Not ``cased``
+    (the ``ascii_form`` of a text that was not ASCII), capitals do not make names, as in ``compound_positions``."""
     no_start, no_end = set(), set()
     lengths: list[int] = []
     pos = 0
@@ -197,7 +262,7 @@ def ascii_compound_positions(text: str, key: str) -> tuple[frozenset[int], froze
         if not lengths:
             lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
         first = len(tokens(text[:start]))
-        name = any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:])
+        name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:])
         for k in range(first, first + len(parts) - 1):
             no_end.add(lengths[k] + k + 1)
             if name:

@@ -1,0 +1,95 @@
+"""The matcher's fast paths give what its general paths give, on the shared real alts and on generated text.
+
+Fast paths (``normalise``): ASCII keys built chunk by chunk from a cache (``ascii_key``), the ``ascii_form`` of
+a text ASCII but for curly quotes and dashes, stdlib ``re`` tokens for BMP text without symbols
+(``SIMPLE_TOKEN``), and the ASCII compound reading of such near-ASCII text. The general paths are ``TOKEN`` (the
+``regex`` tokeniser, itself checked against UAX #29 in ``test_match_review``) and ``compound_positions``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import shared_data
+from webclip.pipelines.match import build_automaton, match_ids
+from webclip.pipelines.normalise import (
+    NEAR_ASCII,
+    NO_NAMES,
+    TOKEN,
+    _prepared,
+    ascii_form,
+    ascii_key,
+    ascii_tokens,
+    compound_key,
+    compound_positions,
+    fold_inflection,
+    has_compound,
+    match_key,
+    normalise_caption,
+    tokens,
+)
+
+PIECES = ["a", "Cats", " ", "  ", "-", "'", "’", "‘", "“", "”", "—", "–", "…", "«", "‐", "\u00ad", "\t", "c++", "at&t",
+          "é", "e\u0301", "猫", "熊", "の", "パン", "ー", "ไทย", "น้ำ", "दिल्ली", "음식", "을", "😀", "👨\u200d👩", "🇯🇵",
+          "#", ",", ".", "İ", "ß", "Williams", "T", "Mobile", "self", "portrait", "Δ", "ё", "\u200d", "\ufe0f", "|",
+          "½", "ﾗｰ", "Ｕ", "ﬁ", "\u00a0", "3", "§", "¨", "ä", "\U00020000", "\ud800", "Ω", "ǅ", "\u0301"]
+texts = st.one_of(st.lists(st.sampled_from(PIECES), max_size=14).map("".join), st.text(max_size=30))
+
+
+def general_tokens(text: str) -> list[str]:
+    """``tokens`` by the general path only: ``TOKEN`` over the prepared text, ASCII or not."""
+    if text.isascii():
+        return ascii_tokens(text)
+    return TOKEN.findall(_prepared(text))
+
+
+def general_key(text: str, inflections: bool) -> tuple[str, frozenset[int], frozenset[int]]:
+    """``word_key`` by the general path only."""
+    if has_compound(text):
+        return compound_positions(text, inflections)
+    toks = general_tokens(text)
+    return " " + " ".join(map(fold_inflection, toks) if inflections else toks) + " ", frozenset(), frozenset()
+
+
+def check(text: str) -> None:
+    assert tokens(text) == general_tokens(text), text
+    plain = ascii_form(text)
+    assert plain == (None if not (t := text.translate(NEAR_ASCII)).isascii() else t), text
+    if text.isascii():
+        for inflections in (False, True):
+            assert ascii_key(text, inflections) == match_key(text, inflections, NO_NAMES) == \
+                " " + " ".join(map(fold_inflection, ascii_tokens(text)) if inflections else ascii_tokens(text)) + " "
+    if has_compound(text):
+        for inflections in (False, True):
+            assert compound_key(text, inflections, NO_NAMES) == compound_positions(text, inflections, NO_NAMES), text
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_fast_paths_agree_with_the_general_paths_on_generated_text(text: str) -> None:
+    check(text)
+    check(normalise_caption(text))
+
+
+def test_fast_paths_agree_with_the_general_paths_on_real_alts() -> None:
+    alts = [r["alt"] for r in map(json.loads, (shared_data("alts") / "alts.jsonl").read_text().splitlines()) if r["alt"]]
+    for alt in alts:
+        check(normalise_caption(alt))
+
+
+def test_match_ids_by_the_general_path_on_real_alts() -> None:
+    """Every option: the ids ``match_ids`` gives are those of the general key scanned with its closed positions."""
+    alts = [normalise_caption(r["alt"]) for r in map(json.loads, (shared_data("alts") / "alts.jsonl").read_text().splitlines())
+            if r["alt"]]
+    entries = sorted({t for alt in alts[:400] for t in tokens(alt)} | {"cat", "self", "portrait", "mobile", "new york"})
+    for inflections in (False, True):
+        auto = build_automaton(entries, "word", inflections=inflections)
+        for alt in alts:
+            if inflections and any(c.isupper() for c in alt):
+                continue  # names (proper_plurals) are left to the rule tests
+            key, no_start, no_end = general_key(alt, inflections)
+            want = sorted(i for k in auto.hits(key, no_start, no_end) for i in auto.ids[k])
+            assert match_ids(auto, alt) == want, alt
