@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from webclip import denylist
 from webclip.beamio import (
     CountingDoFn,
+    CountKeys,
     DropExampleSink,
     WriteParts,
     collect_counters,
@@ -37,21 +38,15 @@ from webclip.runfolder import StageDir, stage
 from webclip.stats import Tally, check_identity
 
 
-class NormaliseFn(beam.DoFn):
-    """Add ``caption``: the normalised alt text."""
-
-    def process(self, row: dict[str, Any]):
-        yield {**row, "caption": normalise_caption(row["alt"])}
-
-
-class FilterFn(CountingDoFn):
-    """Drop opt-outs, junk alts and unusable image URLs."""
+class PrepareFn(CountingDoFn):
+    """Add ``caption`` (the normalised alt text), then drop opt-outs, junk alts and unusable image URLs."""
 
     def __init__(self, cfg: CurateConfig, deny: Denylist | None = None):
         super().__init__()
         self.cfg, self.deny = cfg, deny
 
     def process(self, row: dict[str, Any]):
+        row = {**row, "caption": normalise_caption(row["alt"])}
         reason = filter_reason(row, self.cfg, self.deny)
         if reason:
             yield from self.drop(reason, example=row)
@@ -59,37 +54,37 @@ class FilterFn(CountingDoFn):
             yield row
 
 
-class LanguageFn(CountingDoFn):
-    """Detect the caption's language (seeded in every worker) and keep the configured ones."""
-
-    def __init__(self, cfg: CurateConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def setup(self) -> None:
-        self.detect = get_detector(self.cfg.lang_detector, self.cfg.seed)
-
-    def process(self, row: dict[str, Any]):
-        lang = best_language(self.detect(row["caption"]))
-        if self.cfg.languages and lang not in self.cfg.languages:
-            yield from self.drop("lang/not_kept", example={**row, "lang": lang})
-            return
-        yield {**row, "lang": lang}
+def first_of(rows: list[dict[str, Any]], order: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The smallest row by ``order`` (missing values first) and the others."""
+    rows = sorted(rows, key=lambda r: tuple(r[k] or "" for k in order))
+    return rows[0], rows[1:]
 
 
-class KeepFirstFn(CountingDoFn):
-    """From a group of duplicates keep the smallest by ``order`` and count the rest."""
+class DedupeFn(CountingDoFn):
+    """One image URL's rows: one row per uid (smallest page URL), then one in all (smallest uid).
 
-    def __init__(self, reason: str, order: tuple[str, ...]):
-        super().__init__()
-        self.reason = reason
-        self.order = order
+    The uid contract (``webclip.hashing.candidate_uid``) makes rows sharing a uid share their image URL,
+    so a group keyed by URL holds each of its uids whole: one shuffle does both steps.
+    """
 
     def process(self, kv: tuple[str, Any]):
-        rows = sorted(kv[1], key=lambda r: tuple(r[k] or "" for k in self.order))
-        for r in rows[1:]:
-            yield from self.drop(self.reason, example={**r, "kept_instead": {k: rows[0][k] for k in ("uid", "page_url")}})
-        yield rows[0]
+        by_uid: dict[str, list[dict[str, Any]]] = {}
+        for r in kv[1]:
+            by_uid.setdefault(r["uid"], []).append(r)
+        firsts = []
+        for rows in by_uid.values():
+            first, rest = first_of(rows, ("page_url",))
+            firsts.append(first)
+            yield from self.drop_all("dedupe/duplicate_uid", rest, first)
+        first, rest = first_of(firsts, ("uid",))
+        yield from self.drop_all("dedupe/duplicate_url", rest, first)
+        yield first
+
+    def drop_all(self, reason: str, rows: list[dict[str, Any]], kept: dict[str, Any]):
+        """Count each of ``rows`` dropped for ``kept``."""
+        instead = {k: kept[k] for k in ("uid", "page_url")}
+        for r in rows:
+            yield from self.drop(reason, example={**r, "kept_instead": instead})
 
 
 class Dedupe(beam.PTransform):
@@ -100,15 +95,18 @@ class Dedupe(beam.PTransform):
         self.sink = sink or DropExampleSink()
 
     def expand(self, rows):
-        by_uid = (rows | "KeyByUid" >> beam.Map(lambda r: (r["uid"], r)) | "GroupUid" >> beam.GroupByKey()
-                  | "OnePerUid" >> self.sink.counted(KeepFirstFn("dedupe/duplicate_uid", ("page_url",))))
-        return (by_uid | "KeyByUrl" >> beam.Map(lambda r: (image_url_key(r["image_url"]), r))
-                | "GroupUrl" >> beam.GroupByKey()
-                | "OnePerUrl" >> self.sink.counted(KeepFirstFn("dedupe/duplicate_url", ("uid",))))
+        return (rows | "KeyByUrl" >> beam.Map(lambda r: (image_url_key(r["image_url"]), r))
+                | "GroupUrl" >> beam.GroupByKey() | "OnePerUrl" >> self.sink.counted(DedupeFn()))
 
 
-class MatchFn(CountingDoFn):
-    """Attach ``entry_ids``; the automaton is built once per worker process."""
+class LanguageMatchFn(CountingDoFn):
+    """Detect the caption's language and keep the configured ones, then attach ``entry_ids`` (or drop).
+
+    The detector (seeded) and the automaton are built once per worker process. Detection is deterministic,
+    so a caption met again within a bundle reuses its answer (at most ``CACHE_TEXTS`` remembered).
+    """
+
+    CACHE_TEXTS = 100_000
 
     def __init__(self, queries_path: str, cfg: CurateConfig):
         super().__init__()
@@ -117,10 +115,28 @@ class MatchFn(CountingDoFn):
 
     def setup(self) -> None:
         cfg = self.cfg
+        self.detect = get_detector(cfg.lang_detector, cfg.seed)
         self.auto = shared_automaton(self.queries_path, cfg.match_mode, cfg.matcher, cfg.match_inflections,
                                      cfg.match_accents)
 
+    def start_bundle(self) -> None:
+        self.langs: dict[str, str] = {}
+
+    def language(self, caption: str) -> str:
+        """The caption's best language, remembered for the bundle."""
+        lang = self.langs.get(caption)
+        if lang is None:
+            if len(self.langs) >= self.CACHE_TEXTS:
+                self.langs.clear()
+            lang = self.langs[caption] = best_language(self.detect(caption))
+        return lang
+
     def process(self, row: dict[str, Any]):
+        lang = self.language(row["caption"])
+        row = {**row, "lang": lang}
+        if self.cfg.languages and lang not in self.cfg.languages:
+            yield from self.drop("lang/not_kept", example=row)
+            return
         ids = match_ids(self.auto, row["caption"])
         if not ids:
             yield from self.drop("match/no_query", example=row)
@@ -183,11 +199,9 @@ class Balance(beam.PTransform):
 
     def expand(self, rows):
         cfg, by = self.cfg, self.cfg.balance_by
-        per_group = (rows | "GroupEntryOnes" >> beam.FlatMap(
-                         lambda r: [((balance_group(r.get("lang"), by), q), 1) for q in r["entry_ids"]])
-                     | "CountPerGroupEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
-        pairs = (rows | "GroupOnes" >> beam.Map(lambda r: (balance_group(r.get("lang"), by), 1))
-                 | "CountPerGroup" >> beam.CombinePerKey(sum))
+        per_group = rows | "CountPerGroupEntry" >> CountKeys(
+            lambda r: [(balance_group(r.get("lang"), by), q) for q in r["entry_ids"]])
+        pairs = rows | "CountPerGroup" >> CountKeys(lambda r: (balance_group(r.get("lang"), by),))
         thresholds = (per_group | "AllGroupCounts" >> beam.combiners.ToList()
                       | "Thresholds" >> beam.Map(thresholds_of, beam.pvalue.AsDict(pairs), cfg)
                       | "WriteThresholds" >> beam.Map(write_thresholds,
@@ -205,18 +219,15 @@ class Curate(beam.PTransform):
 
     def expand(self, candidates):
         cfg, sink = self.cfg, DropExampleSink()
-        rows = (candidates | "Normalise" >> beam.ParDo(NormaliseFn()) | "Filter" >> sink.counted(FilterFn(cfg, self.deny))
-                | "Dedupe" >> Dedupe(sink) | "Language" >> sink.counted(LanguageFn(cfg))
-                | "Match" >> sink.counted(MatchFn(self.queries_path, cfg)))
+        rows = (candidates | "Prepare" >> sink.counted(PrepareFn(cfg, self.deny))
+                | "Dedupe" >> Dedupe(sink) | "LanguageMatch" >> sink.counted(LanguageMatchFn(self.queries_path, cfg)))
         decided = rows | "Balance" >> Balance(cfg, self.out, sink)
         sink.write(candidates.pipeline, FileSystems.join(self.out, "drop_examples.json"), "candidates")
         kept = decided | "Kept" >> beam.Filter(lambda r: r["kept"])
         kept | "WriteCurated" >> WriteParts(table_in(self.out, "curated"), "curated", cfg.num_parts)
         decided | "WritePool" >> WriteParts(table_in(self.out, "pool"), "pool", cfg.num_parts)
-        per_entry = (rows | "EntryOnes" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
-                     | "CountPerEntry" >> beam.CombinePerKey(sum).with_hot_key_fanout(8))
-        after = (kept | "EntryOnesAfter" >> beam.FlatMap(lambda r: [(q, 1) for q in r["entry_ids"]])
-                 | "CountAfter" >> beam.CombinePerKey(sum))
+        per_entry = rows | "CountPerEntry" >> CountKeys(lambda r: r["entry_ids"])
+        after = kept | "CountAfter" >> CountKeys(lambda r: r["entry_ids"])
         path, qpath = FileSystems.join(table_in(self.out, "query_counts"), part_name(0)), self.queries_path
         return ({"before": per_entry, "after": after} | "JoinCounts" >> beam.CoGroupByKey()
                 | "AllCounts" >> beam.combiners.ToList()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindows
 
 from webclip.parquet import PART_GLOB, part_name, row_sort_key, table_bytes
 from webclip.records import CANDIDATE_SCHEMA, CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
@@ -141,6 +143,46 @@ class Counted(beam.PTransform):
         out = rows | beam.ParDo(self.fn, *self.args, **self.kwargs).with_outputs(DROP_EXAMPLES, main="kept")
         self.sink.parts.append(out[DROP_EXAMPLES])
         return out.kept
+
+
+class CountKeysFn(beam.DoFn):
+    """Count the keys ``keys_of(element)`` returns within a bundle; emit each ``(key, count)`` when it ends.
+
+    Memory: one int per distinct key of the bundle.
+    """
+
+    def __init__(self, keys_of: Callable[[Any], Iterable[Any]]):
+        self.keys_of = keys_of
+
+    def start_bundle(self) -> None:
+        self.counts: dict[Any, int] = {}
+
+    def process(self, element: Any):
+        counts = self.counts
+        for key in self.keys_of(element):
+            counts[key] = counts.get(key, 0) + 1
+        return ()
+
+    def finish_bundle(self):
+        for kv in self.counts.items():
+            yield GlobalWindows.windowed_value(kv)
+        self.counts = {}
+
+
+class CountKeys(beam.PTransform):
+    """``(key, count)`` of every key ``keys_of`` gives over the collection (global window).
+
+    Counted per bundle first: a row with 20 matched entries costs one dict update each, not 20 Beam elements,
+    and a hot key reaches the shuffle once per bundle (no hot-key fan-out needed).
+    """
+
+    def __init__(self, keys_of: Callable[[Any], Iterable[Any]]):
+        super().__init__()
+        self.keys_of = keys_of
+
+    def expand(self, elements):
+        return (elements | "CountInBundle" >> beam.ParDo(CountKeysFn(self.keys_of))
+                | "Sum" >> beam.CombinePerKey(sum))
 
 
 def collect_counters(result: Any) -> dict[str, int]:

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from webclip.pipelines.balance import entry_probability, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
-from webclip.pipelines.curate import FilterFn
+from webclip.pipelines.curate import PrepareFn
 from webclip.pipelines.filters import filter_reason
 from webclip.pipelines.match import build_automaton, match_ids
 from webclip.pipelines.normalise import normalise_caption
@@ -66,10 +66,10 @@ def test_filter_reasons() -> None:
 
 
 def test_filter_transform() -> None:
-    rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "caption": c}
-            for c in ("a red star", "logo", "two words")]
+    rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "alt": a}
+            for a in ("a  red star", "logo", "two words")]
     with BeamTestPipeline() as p:
-        out = p | beam.Create(rows) | beam.ParDo(FilterFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
+        out = p | beam.Create(rows) | beam.ParDo(PrepareFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
         assert_that(out, equal_to(["a red star", "two words"]))
 
 
