@@ -12,6 +12,7 @@ import itertools
 import json
 import random
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,7 @@ class Batch:
     read: int  # samples read for this batch, decode failures and denied samples included
     decode_errors: int
     denied: int = 0  # samples the run's denylist names (taken down after the shards were written)
+    repeats: int = 0  # samples already in this batch (a stream's epoch smaller than a batch): one copy is trained
 
 
 class ShardStream(torch.utils.data.IterableDataset):
@@ -142,9 +144,10 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     A rank with ``W`` workers owns streams ``rank * W .. rank * W + W - 1`` of ``world * W``. DataLoader
     returns workers' batches round-robin; ``rotation`` names the stream worker 0 serves, so a resumed
-    loader continues with the stream that was next. Samples that fail to decode or that the run's
-    denylist names are counted and replaced by the next ones, so every batch of every rank holds
-    exactly ``batch_size`` samples.
+    loader continues with the stream that was next. Samples that fail to decode, that the run's
+    denylist names, or that are already in the batch (a stream whose epoch is shorter than a batch
+    wraps round; a repeat would be its own false negative) are counted and replaced by the next ones,
+    so every batch of every rank holds ``batch_size`` distinct samples.
     """
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int, rank: int = 0,
@@ -172,37 +175,45 @@ class ShardStream(torch.utils.data.IterableDataset):
         except Exception:  # unreadable .json: counted with the samples that fail to decode
             return None
 
+    def _take(self, sample: dict[str, Any], keys: set[str]) -> tuple[str, tuple[torch.Tensor, str, str] | None]:
+        """("ok", decoded sample), or why it is not trained: "repeat" (already in this batch), "denied", "error"."""
+        if sample.get("key") in keys:
+            return "repeat", None
+        verdict = self._denied(sample)
+        if verdict:
+            return "denied", None
+        item = None if verdict is None else self._decode(sample)
+        return ("error", None) if item is None else ("ok", item)
+
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         stream = self.rank * self.local + (wid + self.rotation) % self.local
         start = self.starts.get(stream, Position())
         epoch, offset = start.epoch, start.offset
-        pending: list[tuple[torch.Tensor, str, str]] = []
-        read = errors = denied = 0
+        pending: dict[str, tuple[torch.Tensor, str]] = {}  # key -> (image, text), in batch order
+        counts: Counter[str] = Counter()
         while True:
-            decoded_any = False
+            added = False
             for i, sample in enumerate(stream_epoch(self.tars, self.seed, epoch, self.buffer, stream,
                                                     self.world * self.local, self.mode)):
                 if i < offset:
                     continue
-                verdict = self._denied(sample)
-                if verdict:
-                    read, denied = read + 1, denied + 1
-                    continue
-                item, read = (None if verdict is None else self._decode(sample)), read + 1
+                verdict, item = self._take(sample, pending.keys())
+                counts["read"] += 1
                 if item is None:
-                    errors += 1
+                    counts[verdict] += 1
                     continue
-                decoded_any = True
-                pending.append(item)
+                added, pending[item[2]] = True, item[:2]
                 if len(pending) == self.batch_size:
-                    yield Batch(torch.stack([p[0] for p in pending]), [p[1] for p in pending], [p[2] for p in pending],
-                                stream, Position(epoch, i + 1), read, errors, denied)
-                    pending, read, errors, denied = [], 0, 0, 0
-            if offset == 0 and not decoded_any:
-                raise ValueError(f"loader stream {stream} found no readable sample in a whole epoch: "
-                                 "check the shards, or use fewer processes x workers")
+                    yield Batch(torch.stack([p[0] for p in pending.values()]), [p[1] for p in pending.values()],
+                                list(pending), stream, Position(epoch, i + 1), counts["read"], counts["error"],
+                                counts["denied"], counts["repeat"])
+                    pending, counts = {}, Counter()
+            if offset == 0 and not added:
+                raise ValueError(f"loader stream {stream} found no readable sample to add to its batch in a whole "
+                                 f"epoch: its shards hold fewer distinct readable samples than a batch of "
+                                 f"{self.batch_size}; check the shards, lower batch_size or processes x workers")
             epoch, offset = epoch + 1, 0
 
 
@@ -215,7 +226,7 @@ class ShardLoader:
         self.rank, self.local, self.workers, self.mode, self.denylist = rank, max(1, workers), workers, mode, denylist
         self.positions: dict[int, Position] = {}
         self.next_local = 0  # the stream (within this rank) whose batch comes next
-        self.samples_read = self.decode_errors = self.samples_trained = self.denied = 0
+        self.samples_read = self.decode_errors = self.samples_trained = self.denied = self.repeats = 0
 
     def batches(self) -> Iterator[Batch]:
         """Batches from the current positions on; counters and positions follow each batch handed out."""
@@ -227,6 +238,7 @@ class ShardLoader:
             self.samples_read += b.read
             self.decode_errors += b.decode_errors
             self.denied += b.denied
+            self.repeats += b.repeats
             self.samples_trained += len(b.keys)
             self.positions[b.stream] = b.position
             self.next_local = (b.stream - self.rank * self.local + 1) % self.local
@@ -237,7 +249,7 @@ class ShardLoader:
         return {"positions": {str(k): [p.epoch, p.offset] for k, p in sorted(self.positions.items())},
                 "next_local": self.next_local, "workers": self.local,
                 "counts": {"read": self.samples_read, "trained": self.samples_trained,
-                           "decode_errors": self.decode_errors, "denied": self.denied}}
+                           "decode_errors": self.decode_errors, "denied": self.denied, "repeats": self.repeats}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Resume from ``state()``; the streams must be split as when it was saved."""
@@ -249,7 +261,7 @@ class ShardLoader:
         counts = state["counts"]
         self.samples_read, self.samples_trained, self.decode_errors = (
             counts["read"], counts["trained"], counts["decode_errors"])
-        self.denied = counts.get("denied", 0)
+        self.denied, self.repeats = counts.get("denied", 0), counts.get("repeats", 0)
 
 
 def train_captions(run: str | Path, tars: list[str], limit: int) -> Iterator[str]:

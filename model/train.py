@@ -371,6 +371,7 @@ def summary(s: Session, logs: Logs, ckpt_path: Path) -> dict[str, Any]:
     tally = Tally("samples read", n_in=sum(c["read"] for c in counts), kept=sum(c["trained"] for c in counts))
     tally.drop("train/decode_error", sum(c["decode_errors"] for c in counts))
     tally.drop("optout/denylisted", sum(c.get("denied", 0) for c in counts))
+    tally.drop("train/repeat_in_batch", sum(c.get("repeats", 0) for c in counts))
     stats = tally.as_dict()
     epochs = max((p.epoch for p in s.loader.positions.values()), default=0)
     stats.update({"steps": s.step, "seconds": round(logs.elapsed(), 2),

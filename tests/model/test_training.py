@@ -407,3 +407,27 @@ def test_tokenizer_learns_from_the_samples_table_train_rows_without_reading_a_ta
     pq.write_table(rows, run / "shards" / "samples" / "part-00000.parquet")
     missing = [str(tmp_path / "no-such.tar")]  # reading a tar would fail
     assert list(train_captions(run, missing, 10)) == ["a train caption", "another train one"]
+
+
+def test_a_stream_shorter_than_a_batch_never_puts_a_sample_twice_in_one_batch(tmp_path) -> None:
+    from webclip.model.data import ShardLoader
+
+    samples = [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["green"], i), "txt": "a green square", "json": {}}
+               for i in range(12)]
+    write_tar(tmp_path / "train-00000.tar", samples)
+    loader = ShardLoader([str(tmp_path / "train-00000.tar")], 32, 8, seed=0, buffer=12)
+    it = loader.batches()
+    batches = [next(it) for _ in range(6)]  # 48 samples from epochs of 12: batches cross epoch boundaries
+    assert all(len(b.keys) == 8 == len(set(b.keys)) for b in batches)
+    assert loader.repeats > 0  # the shuffled next epoch did bring back samples already in the batch
+    assert loader.samples_read == loader.samples_trained + loader.repeats
+
+
+def test_a_stream_with_fewer_distinct_samples_than_a_batch_is_a_clear_error(tmp_path) -> None:
+    from webclip.model.data import ShardLoader
+
+    samples = [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["red"], i), "txt": "a red square", "json": {}}
+               for i in range(5)]
+    write_tar(tmp_path / "train-00000.tar", samples)
+    with pytest.raises(ValueError, match="fewer distinct readable samples than a batch of 8"):
+        next(ShardLoader([str(tmp_path / "train-00000.tar")], 32, 8, seed=0, buffer=4).batches())
