@@ -93,6 +93,31 @@ def profile(queries: Path, n: int = 20_000) -> dict[str, float]:
     return out
 
 
+def cache_hit_share(run: Path, workers: int) -> float:
+    """Share of language detections the per-bundle cache would answer on these candidates (the bench's repeats).
+
+    An estimate: each worker is taken to see a contiguous share of the parts as one bundle, with the cache's bound.
+    """
+    import pyarrow.parquet as pq
+
+    from webclip.pipelines.curate import LanguageMatchFn
+    from webclip.pipelines.normalise import normalise_caption
+
+    alts = pq.read_table(table_path(run, "candidates"), columns=["alt"]).column("alt").to_pylist()
+    hits, share = 0, -(-len(alts) // workers)
+    for start in range(0, len(alts), share):
+        seen: set[str] = set()
+        for alt in alts[start:start + share]:
+            caption = normalise_caption(alt)
+            if caption in seen:
+                hits += 1
+                continue
+            if len(seen) >= LanguageMatchFn.CACHE_TEXTS:
+                seen.clear()
+            seen.add(caption)
+    return round(hits / len(alts), 4)
+
+
 def main(n: int = 1_000_000, workers: int = 2, slice_n: int = 5_000) -> dict:
     """Measure and print one JSON line."""
     from webclip.pipelines.langid import DEFAULT_DETECTOR
@@ -113,6 +138,7 @@ def main(n: int = 1_000_000, workers: int = 2, slice_n: int = 5_000) -> dict:
                "candidates_per_cpu_s": round(n / cpu), "curated": stats["kept"], "matched": stats["matched"],
                "peak_rss_mb_largest_process": round(peak_mb), "slice": slice_n,
                "slice_cpu_s_langdetect": round(small_cpu, 1), "slice_cpu_s_default": round(fast_cpu, 1),
+               "lang_cache_hit_share_est": cache_hit_share(tmp / "big", workers),
                "step_us_per_candidate": profile(tmp / "queries.json")}
         print(json.dumps(out))
         return out
