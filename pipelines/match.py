@@ -16,7 +16,8 @@ Entries sharing a key all match together (every id is returned); entries with an
 Both are counted by ``Automaton.report`` and recorded in the curate stage's stats. In word mode a match is
 dropped where it starts or ends at a position ``normalise.word_key`` closes (inside a hyphenated compound), and
 a one-character Han entry matches only where the character stands alone (``single_han_alone``: 猫 in 我的猫,
-not in 熊猫). With ``inflections`` an entry that folding changes is also keyed as written, so a name the caption
+not in 熊猫), and a Katakana entry only where it leaves no lone Katakana character of its run (``kana_part_fits``:
+パン in パン屋, not in パンダ). With ``inflections`` an entry that folding changes is also keyed as written, so a name the caption
 keeps unfolded (Texas, Williams) still finds it.
 """
 
@@ -144,6 +145,27 @@ def single_han_alone(key: str, start: int, end: int) -> bool:
     return not (is_han(after) and after not in HAN_FUNCTION or is_hiragana(after) and after not in KANA_PARTICLES)
 
 
+def is_katakana(c: str) -> bool:
+    """Whether a character is a Katakana letter or the prolonged sound mark ー."""
+    return "\u30a1" <= c <= "\u30fc" and c != "\u30fb" or "\u31f0" <= c <= "\u31ff"
+
+
+def kana_part_fits(key: str, start: int, end: int) -> bool:
+    """Whether a Katakana entry found at ``key[start:end]`` (' パ ン ') leaves no lone Katakana character of its run
+    on either side: Katakana words (loanwords) are rarely one character, so a part that leaves one is a piece of a
+    longer word (パン in パンダ), while the parts of a compound leave words (コーヒー and カップ in コーヒーカップ)."""
+    n = len(key)
+    if end < n and is_katakana(key[end]) and not (end + 2 < n and is_katakana(key[end + 2])):
+        return False
+    return not (start and is_katakana(key[start - 1]) and not (start >= 3 and is_katakana(key[start - 3])))
+
+
+def part_fits(key: str, start: int, end: int) -> bool:
+    """``single_han_alone`` for a one-character Han key, else ``kana_part_fits``."""
+    return single_han_alone(key, start, end) if end - start == 3 and is_han(key[start + 1]) else \
+        kana_part_fits(key, start, end)
+
+
 class Automaton:
     """An Aho-Corasick automaton over entry keys; the value of a key is the sorted ids sharing it.
 
@@ -169,7 +191,9 @@ class Automaton:
         # the main automaton holds the written keys too (matched with the closed positions checked); this small one
         # is scanned, positions unchecked, only for an alt holding a name and a compound
         self.written = make_backend(list(written), backend) if written else None
-        self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1])) \
+        # keys whose matches are checked against their neighbours (part_fits)
+        self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1]) or
+                                    is_katakana(key[1]) and all(map(is_katakana, key[1::2]))) \
             if mode == "word" else frozenset()
         self.auto = make_backend(self.keys, backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
@@ -202,7 +226,7 @@ class Automaton:
             spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, k in self.auto.iter(key)]
         single_han = self.single_han
         return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
-                and (k not in single_han or single_han_alone(key, start, end))}
+                and (k not in single_han or part_fits(key, start, end))}
 
     def ascii_hits(self, text: str, plain: str) -> set[int]:
         """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most

@@ -221,8 +221,9 @@ def word_key(text: str, inflections: bool = False,
 
     A hyphenated compound in prose is one word whose head is its last part (self-portrait is a portrait;
     hand-made is not a hand): a match may not end after one of its other parts. A compound with a one-letter
-    part and a capitalised part after the first is a name (T-Mobile, Jay-Z, e-Tron, Chick-fil-A): no match starts
-    inside it either (a t-shirt is still a shirt). A file name or slug (no space) and an all-capitals alt use
+    part and a capitalised part after the first is a name (T-Mobile, Jay-Z, e-Tron, Chick-fil-A), and one with a
+    possessive part before the last names another thing than its head (bird's-eye, cat's-paw, lady's-slipper): no
+    match starts inside either (a t-shirt is still a shirt). A file name or slug (no space) and an all-capitals alt use
     hyphens as spaces.
     """
     if not has_compound(text):
@@ -262,7 +263,8 @@ def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[f
         if not lengths:
             lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
         first = len(tokens(text[:start]))
-        name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:])
+        name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:]) or \
+            any(p[-2:] in ("'s", "`s") for p in parts[:-1])
         for k in range(first, first + len(parts) - 1):
             no_end.add(lengths[k] + k + 1)
             if name:
@@ -289,7 +291,8 @@ def compound_positions(text: str, inflections: bool,
             j += 1
         if j > i:
             name = any(len(raw[k]) == 1 for k in range(i, j + 1)) and text.isascii() and any(
-                text[spans[k][0]].isupper() for k in range(i + 1, j + 1))  # case is known in ASCII text only
+                text[spans[k][0]].isupper() for k in range(i + 1, j + 1)) or any(  # case is known in ASCII text only
+                raw[k].endswith("'s") for k in range(i, j))
             for k in range(i, j):
                 no_end.add(after[k])
                 if name:

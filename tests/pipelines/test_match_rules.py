@@ -133,3 +133,27 @@ def test_ascii_compound_positions_equal_the_token_reading(text: str) -> None:
     if has_compound(text) and text.isascii():
         for inflections in (False, True):
             assert word_key(text, inflections) == compound_positions(text, inflections), text
+
+
+@pytest.mark.parametrize(("text", "hit"), [
+    ("Bird's-eye view of the harbor", False),  # a possessive compound names another thing than its head
+    ("A cat's-eye marble", False),
+    ("Bird`s-eye view", False),  # a backtick apostrophe, as ASCII_KEY reads it
+    ("A bird's eye, close up", True),  # no hyphen: a possessive and its noun
+    ("Red-eye flight at night", True),  # no possessive: the head names the compound
+    ("Close-up of a brown eye", True),
+])
+def test_possessive_compounds_do_not_name_their_head(text: str, hit: bool) -> None:
+    assert ("eye" in found(["eye", "view"], text)) is hit
+
+
+@pytest.mark.parametrize(("text", "hit"), [
+    ("パンダの赤ちゃん", False),  # パン would leave a lone ダ: a piece of パンダ
+    ("スパン", False),  # a lone ス before it
+    ("焼きたてのパン", True),
+    ("パン屋さん", True),  # a Han character after it ends the Katakana run
+    ("パンケーキ", True),  # the rest is a word of its own (ケーキ)
+])
+def test_a_katakana_entry_leaves_no_lone_katakana_character(text: str, hit: bool) -> None:
+    assert ("パン" in found(["パン", "パンダ", "ケーキ"], text)) is hit
+    assert found(["コーヒー", "カップ"], "コーヒーカップ") == {"コーヒー", "カップ"}
