@@ -32,6 +32,8 @@ from typing import Any
 
 from webclip.pipelines.normalise import (
     CHUNK_KEYS,
+    FOLDED,
+    IRREGULAR,
     NO_NAMES,
     NO_POSITIONS,
     ascii_form,
@@ -186,16 +188,18 @@ class Automaton:
         self.keys = list(by_key)
         self.ids = [tuple(by_key[k]) for k in self.keys]
         self.n_main = len(self.keys)
-        self.keys += list(written)
-        self.ids += [tuple(ids) for ids in written.values()]
-        # the main automaton holds the written keys too (matched with the closed positions checked); this small one
-        # is scanned, positions unchecked, only for an alt holding a name and a compound
-        self.written = make_backend(list(written), backend) if written else None
+        # The written keys, those a caption's folded key may hold first (written_reachable): the main automaton holds
+        # these too; this small one holds them all and is scanned where a name or accent folding may show the others.
+        written_order = sorted(written, key=lambda k: not written_reachable(k))
+        self.n_scanned = self.n_main + sum(map(written_reachable, written))
+        self.keys += written_order
+        self.ids += [tuple(written[k]) for k in written_order]
+        self.written = make_backend(written_order, backend) if written else None
         # keys whose matches are checked against their neighbours (part_fits)
         self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1]) or
                                     is_katakana(key[1]) and all(map(is_katakana, key[1::2]))) \
             if mode == "word" else frozenset()
-        self.auto = make_backend(self.keys, backend) if self.keys else None
+        self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunk_key = CHUNK_KEYS[inflections].__getitem__
 
@@ -233,8 +237,9 @@ class Automaton:
         alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
         if self.inflections and (names := proper_plurals(text)):
             key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
-        else:  # ascii_key inlined
-            key = " " + ("".join(map(self.chunk_key, plain.split())) or " ")
+            return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True))) | \
+                {self.n_main + k for k in indexes(self.written, self.backend, key)}  # a name written like an entry
+        key = " " + ("".join(map(self.chunk_key, plain.split())) or " ")  # ascii_key inlined
         return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
 
     def text_keys(self, text: str) -> tuple[str, ...]:
@@ -252,15 +257,26 @@ class Automaton:
         else:  # match_key inlined
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
-        if names and no_end and self.written is not None:  # a name kept unfolded: the entries written like it,
-            # across closed positions too (with none closed, the main automaton, which holds the written keys, found them)
+        if names and self.written is not None:  # a name kept unfolded: the entries written like it, across closed
+            # positions too
             found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
         if self.accents and not key.isascii():
             folded = fold_accents(key)
             if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
                 same = len(folded) == len(key)
                 found |= self.hits(folded, no_start if same else NO_POSITIONS, no_end if same else NO_POSITIONS)
+                if self.written is not None:
+                    found |= self.written_hits(folded, no_start if same else NO_POSITIONS,
+                                               no_end if same else NO_POSITIONS)
         return found
+
+    def written_hits(self, key: str, no_start: frozenset[int], no_end: frozenset[int]) -> set[int]:
+        """Indexes of the written keys found in ``key``, less those starting or ending at a closed position."""
+        if self.backend == "ahocorasick_rs":
+            spans = self.written.find_matches_as_indexes(key, overlapping=True)
+        else:
+            spans = [(k, end + 1 - len(self.keys[self.n_main + k]), end + 1) for end, k in self.written.iter(key)]
+        return {self.n_main + k for k, start, end in spans if start not in no_start and end - 1 not in no_end}
 
 
 def written_keys(entries: list[str]) -> dict[str, list[int]]:
@@ -274,6 +290,15 @@ def written_keys(entries: list[str]) -> dict[str, list[int]]:
         if written.strip() and entry_match_key(entry, True) != written:
             out.setdefault(written, []).append(i)
     return out
+
+
+def written_reachable(key: str) -> bool:
+    """Whether a written key's tokens may each be a token of a folded caption: one that ``fold_inflection`` keeps,
+    or one it yields and would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word
+    from one with a Latin s after it). A written key without, an entry's plural as written, is found only where
+    the caption keeps a name unfolded or accent folding makes a word anew (``Automaton.scan``)."""
+    return all(FOLDED[t] == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
+               for t in key.split())
 
 
 def indexes(auto: Any, backend: str, key: str) -> set[int]:
