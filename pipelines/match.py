@@ -237,8 +237,10 @@ class Automaton:
         alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
         if self.inflections and (names := proper_plurals(text)):
             key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
-            return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True))) | \
-                {self.n_main + k for k in indexes(self.written, self.backend, key)}  # a name written like an entry
+            found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+            if self.written is not None:  # a name written like an entry
+                found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
+            return found
         key = " " + ("".join(map(self.chunk_key, plain.split())) or " ")  # ascii_key inlined
         return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
 

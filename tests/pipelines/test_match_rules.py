@@ -157,3 +157,10 @@ def test_possessive_compounds_do_not_name_their_head(text: str, hit: bool) -> No
 def test_a_katakana_entry_leaves_no_lone_katakana_character(text: str, hit: bool) -> None:
     assert ("パン" in found(["パン", "パンダ", "ケーキ"], text)) is hit
     assert found(["コーヒー", "カップ"], "コーヒーカップ") == {"コーヒー", "カップ"}
+
+
+def test_a_name_in_an_alt_when_no_entry_is_written_with_an_s() -> None:
+    """No entry that folding changes: no written keys to scan for the name kept unfolded."""
+    assert found(["cat", "robin"], "Robin Williams and a cat") == {"cat", "robin"}
+    assert found(["cat", "robin"], "Robin Williams’ cat on a self-portrait") == {"cat", "robin"}
+    assert found(["cat", "williams"], "Robin Williams’ cat on a self-portrait") == {"cat", "williams"}
