@@ -100,3 +100,20 @@ def test_count_keys_equals_a_plain_count(lists: list[list[int]]) -> None:
     with BeamTestPipeline() as p:
         got = p | beam.Create(lists, reshuffle=False) | CountKeys(lambda ks: ks)
         assert_that(got, equal_to(list(want.items())))
+
+
+def test_language_cache_gives_the_detectors_answer_within_its_bound() -> None:
+    from webclip.pipelines.config import CurateConfig
+    from webclip.pipelines.curate import LanguageMatchFn
+    from webclip.pipelines.langid import best_language, get_detector
+
+    fn = LanguageMatchFn("unused.json", CurateConfig(lang_detector="fasttext"))
+    fn.detect = get_detector("fasttext")
+    fn.CACHE_TEXTS = 3
+    fn.start_bundle()
+    captions = ["a red car on the road", "ein rotes Auto auf der Straße", "une voiture rouge", "a red car on the road",
+                "un coche rojo en la carretera", "ein rotes Auto auf der Straße"] * 3
+    got = [fn.language(c) for c in captions]
+    assert got == [best_language(fn.detect(c)) for c in captions]
+    assert got[:3] == ["en", "de", "fr"]
+    assert len(fn.langs) <= fn.CACHE_TEXTS
