@@ -17,7 +17,9 @@ Both are counted by ``Automaton.report`` and recorded in the curate stage's stat
 dropped where it starts or ends at a position ``normalise.word_key`` closes (inside a hyphenated compound), and
 a one-character Han entry matches only where the character stands alone (``single_han_alone``: 猫 in 我的猫,
 not in 熊猫), and a Katakana entry only where it leaves no lone Katakana character of its run (``kana_part_fits``:
-パン in パン屋, not in パンダ). With ``inflections`` an entry that folding changes is also keyed as written, so a name the caption
+パン in パン屋, not in パンダ). Entries of unspaced scripts found are read as the words of the text
+(``unspaced_words``): one that crosses an earlier one is dropped (京都 in 东京都), and a Thai one inside a longer
+Thai one after its start too (ลาย in ม้าลาย: Thai compounds put the head first). With ``inflections`` an entry that folding changes is also keyed as written, so a name the caption
 keeps unfolded (Texas, Williams) still finds it.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
+from bisect import bisect_left
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -161,10 +164,37 @@ def kana_part_fits(key: str, start: int, end: int) -> bool:
     return not (start and is_katakana(key[start - 1]) and not (start >= 3 and is_katakana(key[start - 3])))
 
 
+def is_thai(c: str) -> bool:
+    return "\u0e01" <= c <= "\u0e5b"
+
+
 def part_fits(key: str, start: int, end: int) -> bool:
-    """``single_han_alone`` for a one-character Han key, else ``kana_part_fits``."""
+    """``single_han_alone`` for a one-character Han key, ``kana_part_fits`` for a Katakana one (Thai keys are
+    checked against each other: ``unspaced_words``)."""
+    if is_thai(key[start + 1]):
+        return True
     return single_han_alone(key, start, end) if end - start == 3 and is_han(key[start + 1]) else \
         kana_part_fits(key, start, end)
+
+
+def is_unspaced(c: str) -> bool:
+    """Whether a character is of a script written without spaces that this module knows the compounds of."""
+    return is_han(c) or "\u3041" <= c <= "\u30ff" or is_thai(c)
+
+
+def unspaced_words(key: str, spans: list[tuple[int, int, int]], longest: int) -> list[tuple[int, int, int]]:
+    """``spans`` less the keys of unspaced scripts that cross an earlier one, and the Thai keys inside a longer
+    Thai key after its start. Without spaces between words, the entries found are the dictionary that shows them:
+    two words cannot overlap, and as in maximal matching the earlier one stands (东京 in 东京都, not 京都). Thai
+    compounds put the head first (ม้าลาย zebra: horse + stripes; วัดพระแก้ว: the temple, วัด, of the Emerald
+    Buddha), so a later part names a modifier, not the thing, while the first part may (ตลาด in ตลาดน้ำ).
+    ``longest``: the length of the longest key (linear time in the matches)."""
+    words = sorted((start, end) for _, start, end in spans if is_unspaced(key[start + 1]))
+    if len(words) < 2:
+        return spans
+    return [(k, start, end) for k, start, end in spans if not is_unspaced(key[start + 1]) or not any(
+        start < e - 1 and (e < end or is_thai(key[start + 1]))  # the words before that may hold its start
+        for s, e in words[bisect_left(words, (start - longest,)):bisect_left(words, (start,))])]
 
 
 class Automaton:
@@ -195,9 +225,13 @@ class Automaton:
         self.ids += [tuple(written[k]) for k in written_order]
         self.written = make_backend(written_order, backend) if written else None
         # keys whose matches are checked against their neighbours (part_fits)
-        self.single_han = frozenset(k for k, key in enumerate(self.keys) if len(key) == 3 and is_han(key[1]) or
-                                    is_katakana(key[1]) and all(map(is_katakana, key[1::2]))) \
+        # keys of unspaced scripts, checked against their neighbours or each other (part_fits, unspaced_words); those
+        # checked alone (one Han character, Katakana) however few are found
+        self.single_han = frozenset(k for k, key in enumerate(self.keys) if is_unspaced(key[1])) \
             if mode == "word" else frozenset()
+        self.alone = frozenset(k for k in self.single_han if len(key := self.keys[k]) == 3 and is_han(key[1])
+                               or is_katakana(key[1]) and all(map(is_katakana, key[1::2])))
+        self.longest = max((len(self.keys[k]) for k in self.single_han), default=0)
         self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunk_key = CHUNK_KEYS[inflections].__getitem__
@@ -219,17 +253,22 @@ class Automaton:
             spans = self.auto.find_matches_as_indexes(key, overlapping=True)
             if not no_end:
                 found = set(map(FIRST, spans))
-                if found.isdisjoint(self.single_han):  # the common case: nothing found needs its position
+                if self.unchecked(found):  # the common case: nothing found needs its position
                     return found
         else:
             if not no_end:
                 found = set(map(SECOND, self.auto.iter(key)))
-                if found.isdisjoint(self.single_han):
+                if self.unchecked(found):
                     return found
             spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, k in self.auto.iter(key)]
         single_han = self.single_han
-        return {k for k, start, end in spans if start not in no_start and end - 1 not in no_end
-                and (k not in single_han or part_fits(key, start, end))}
+        kept = [(k, start, end) for k, start, end in spans if start not in no_start and end - 1 not in no_end
+                and (k not in single_han or part_fits(key, start, end))]
+        return set(map(FIRST, unspaced_words(key, kept, self.longest)))
+
+    def unchecked(self, found: set[int]) -> bool:
+        """Whether no key found needs its position: none checked alone, and fewer than two of unspaced scripts."""
+        return found.isdisjoint(self.single_han) or found.isdisjoint(self.alone) and len(found & self.single_han) < 2
 
     def ascii_hits(self, text: str, plain: str) -> set[int]:
         """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most

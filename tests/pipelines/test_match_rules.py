@@ -164,3 +164,19 @@ def test_a_name_in_an_alt_when_no_entry_is_written_with_an_s() -> None:
     assert found(["cat", "robin"], "Robin Williams and a cat") == {"cat", "robin"}
     assert found(["cat", "robin"], "Robin Williams’ cat on a self-portrait") == {"cat", "robin"}
     assert found(["cat", "williams"], "Robin Williams’ cat on a self-portrait") == {"cat", "williams"}
+
+
+def test_words_of_unspaced_scripts_do_not_overlap() -> None:
+    """Maximal matching with the entries found: the earlier of two crossing words stands (东京 in 东京都)."""
+    assert found(["东京", "京都", "夜景"], "东京都的夜景") == {"东京", "夜景"}
+    assert found(["京都", "夜景"], "京都的夜景") == {"京都", "夜景"}
+    assert found(["コーヒー", "ヒーロー"], "コーヒーロースト") == {"コーヒー"}
+
+
+@pytest.mark.parametrize(("text", "entries", "want"), [
+    ("ม้าลายในสวนสัตว์", ["ม้าลาย", "ลาย", "ม้า", "สวนสัตว์"], {"ม้าลาย", "ม้า", "สวนสัตว์"}),  # zebra: not stripes
+    ("วัดพระแก้ว", ["วัดพระแก้ว", "วัด", "แก้ว"], {"วัดพระแก้ว", "วัด"}),
+    ("ลายไทย", ["ลาย", "ไทย"], {"ลาย", "ไทย"}),  # no compound entry found: each word stands
+])
+def test_thai_compounds_put_the_head_first(text: str, entries: list[str], want: set[str]) -> None:
+    assert found(entries, text) == want
