@@ -25,6 +25,7 @@ from webclip.beamio import (
 )
 from webclip.dedupe.urls import image_url_key
 from webclip.denylist import Denylist
+from webclip.hashing import candidate_uid
 from webclip.layout import part_name, table_in, table_path
 from webclip.parquet import iter_rows, table_bytes
 from webclip.pipelines.balance import balance_group, group_thresholds, keep, keep_probability
@@ -47,7 +48,9 @@ class PrepareFn(CountingDoFn):
 
     def process(self, row: dict[str, Any]):
         row = {**row, "caption": normalise_caption(row["alt"])}
-        reason = filter_reason(row, self.cfg, self.deny)
+        # Dedupe's one shuffle by URL relies on the uid contract (a uid's rows share their URL): check it.
+        uid_ok = row["uid"] == candidate_uid(row["image_url"] or "", row["alt"] or "")
+        reason = filter_reason(row, self.cfg, self.deny) if uid_ok else "input/uid_not_contract"
         if reason:
             yield from self.drop(reason, example=row)
         else:

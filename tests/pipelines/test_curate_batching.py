@@ -117,3 +117,17 @@ def test_language_cache_gives_the_detectors_answer_within_its_bound() -> None:
     assert got == [best_language(fn.detect(c)) for c in captions]
     assert got[:3] == ["en", "de", "fr"]
     assert len(fn.langs) <= fn.CACHE_TEXTS
+
+
+def test_a_row_breaking_the_uid_contract_is_dropped_by_name_so_no_uid_survives_twice() -> None:
+    from webclip.pipelines.config import CurateConfig
+    from webclip.pipelines.curate import PrepareFn
+
+    good = candidate("http://a.example/cat.jpg", "a grey cat on a sofa", "http://p1/")
+    foreign = {**candidate("http://b.example/dog.jpg", "a brown dog in a park", "http://p2/"), "uid": good["uid"]}
+    p = BeamTestPipeline()
+    kept = p | beam.Create([good, foreign]) | beam.ParDo(PrepareFn(CurateConfig())) | Dedupe()
+    assert_that(kept | beam.Map(lambda r: (r["uid"], r["image_url"])), equal_to([(good["uid"], good["image_url"])]))
+    result = p.run()
+    result.wait_until_finish()
+    assert collect_counters(result) == {"input/uid_not_contract": 1}
