@@ -90,10 +90,12 @@ def test_default_matcher_on_the_review_set(review_scores) -> None:
     cfg = CurateConfig()
     default = next(n for n, o in OPTIONS.items() if o == (cfg.match_mode, cfg.match_inflections, cfg.match_accents))
     p, r, errors = review_scores[default]
-    # Measured: word+both 0.967 / 0.955 (0.921 / 0.964 before the hyphen, name and single-Han rules; the author's
-    # set: 0.990 / 0.980). Of the 20 false positives left, 8 are Thai words inside longer Thai words (a dictionary
-    # segmenter is needed: aligning entries to pythainlp's newmm words measured 0.979 / 0.948, not a dependency), 3 Katakana or Han parts (パン/パンダ, ツリー, 马上),
-    # 5 names (Williams and Adams in title-case alts, Mars starting an alt, Cafe del Mar, Spider-Man/man).
+    # Measured: word+both 0.974 / 0.955 (0.967 / 0.955 before the possessive-compound, Katakana and unspaced-word
+    # rules; 0.921 / 0.964 before the hyphen, name and single-Han rules; the author's set: 0.995 / 0.977). Of the
+    # 15 false positives left, 6 are Thai words inside longer Thai words no entry found shows (a dictionary
+    # segmenter is needed: aligning entries to pythainlp's newmm words measured 0.979 / 0.948, not a dependency),
+    # 2 Katakana or Han parts (ツリー in a name, 马上), 5 names (Williams and Adams in title-case alts, Mars starting
+    # an alt, Cafe del Mar, Spider-Man/man), X-ray/ray and Rosé/rose. Below the 0.98 target: the thresholds stay.
     assert p >= 0.96 and r >= 0.95, (default, p, r)
     f1 = {n: 2 * s[0] * s[1] / (s[0] + s[1]) for n, s in review_scores.items()}
     assert f1[default] == max(f1.values()), f1
