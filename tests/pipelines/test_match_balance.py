@@ -11,6 +11,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from webclip.hashing import candidate_uid
 from webclip.pipelines.balance import entry_probability, keep, keep_probability
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.curate import PrepareFn
@@ -66,8 +67,8 @@ def test_filter_reasons() -> None:
 
 
 def test_filter_transform() -> None:
-    rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "alt": a}
-            for a in ("a  red star", "logo", "two words")]
+    rows = [{"image_url": "http://x/a.jpg", "width": None, "height": None, "opt_out": False, "alt": a,
+             "uid": candidate_uid("http://x/a.jpg", a)} for a in ("a  red star", "logo", "two words")]
     with BeamTestPipeline() as p:
         out = p | beam.Create(rows) | beam.ParDo(PrepareFn(CurateConfig())) | beam.Map(lambda r: r["caption"])
         assert_that(out, equal_to(["a red star", "two words"]))
