@@ -264,6 +264,9 @@ class Automaton:
         single_han = self.single_han
         kept = [(k, start, end) for k, start, end in spans if start not in no_start and end - 1 not in no_end
                 and (k not in single_han or part_fits(key, start, end))]
+        found = set(map(FIRST, kept))
+        if len(found) < 2 or found.isdisjoint(self.single_han):  # no two words of unspaced scripts to compare
+            return found
         return set(map(FIRST, unspaced_words(key, kept, self.longest)))
 
     def unchecked(self, found: set[int]) -> bool:

@@ -250,7 +250,7 @@ def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[f
     (the ``ascii_form`` of a text that was not ASCII), capitals do not make names, as in ``compound_positions``."""
     no_start, no_end = set(), set()
     lengths: list[int] = []
-    pos = 0
+    pos = counted = count = 0  # text[:counted], which ends a token, holds count tokens
     # a compound holds no space: the search starts after the last space before the next hyphen
     while (hyphen := text.find("-", pos)) >= 0 and \
             (m := ASCII_COMPOUND.search(text, max(pos, text.rfind(" ", 0, hyphen) + 1))) is not None:
@@ -262,7 +262,8 @@ def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[f
         parts = compound.split("-")
         if not lengths:
             lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
-        first = len(tokens(text[:start]))
+        first = count + len(tokens(text[counted:start]))  # the compound starts a token
+        count, counted = first + len(parts), m.end()  # one token a part; the last ends a token
         name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:]) or \
             any(p[-2:] in ("'s", "`s") for p in parts[:-1])
         for k in range(first, first + len(parts) - 1):
@@ -274,31 +275,37 @@ def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[f
 
 def compound_positions(text: str, inflections: bool,
                        names: frozenset[str] | None = None) -> tuple[str, frozenset[int], frozenset[int]]:
-    """``word_key`` read token by token (any script)."""
+    """``word_key`` read token by token (any script): runs of word tokens joined by one hyphen each."""
     prepared, spans = token_spans(text)
     raw = [prepared[a:b] for a, b in spans]
     toks = fold_tokens(raw, proper_plurals(text) if names is None else names) if inflections else raw
     between = text if text.isascii() else prepared
-    after, end = [], 0
-    for t in toks:
-        end += 1 + len(t)
-        after.append(end)  # the separator after each token
+    ending = {end: i for i, (_, end) in enumerate(spans)}
+    links = [i for h in HYPHEN.finditer(between) if (i := ending.get(h.start(), -1)) >= 0 and i + 1 < len(spans)
+             and spans[i + 1][0] == h.end() and _part(raw[i], raw[i + 1])]  # token i, a hyphen, token i + 1
     no_start, no_end = set(), set()
-    i = 0
-    while i < len(raw) - 1:
-        j = i
-        while j < len(raw) - 1 and between[spans[j][1]:spans[j + 1][0]] in HYPHENS and _part(raw[j], raw[j + 1]):
-            j += 1
-        if j > i:
-            name = any(len(raw[k]) == 1 for k in range(i, j + 1)) and text.isascii() and any(
-                text[spans[k][0]].isupper() for k in range(i + 1, j + 1)) or any(  # case is known in ASCII text only
-                raw[k].endswith("'s") for k in range(i, j))
-            for k in range(i, j):
-                no_end.add(after[k])
-                if name:
-                    no_start.add(after[k])
-        i = j + 1
+    lengths = list(accumulate(map(len, toks))) if links else []
+    for run in _runs(links):
+        i, j = run[0], run[-1] + 1  # the compound's first and last tokens
+        name = any(len(raw[k]) == 1 for k in range(i, j + 1)) and text.isascii() and any(
+            text[spans[k][0]].isupper() for k in range(i + 1, j + 1)) or any(  # case is known in ASCII text only
+            raw[k].endswith("'s") for k in run)
+        for k in run:
+            no_end.add(lengths[k] + k + 1)  # the separator after token k
+            if name:
+                no_start.add(lengths[k] + k + 1)
     return " " + " ".join(toks) + " ", frozenset(no_start), frozenset(no_end)
+
+
+def _runs(links: list[int]) -> list[list[int]]:
+    """Increasing token indexes grouped into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for i in links:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 def has_compound(text: str) -> bool:
@@ -357,7 +364,7 @@ class WordKindCache(dict):
 WORD_KIND = WordKindCache()
 
 
-HYPHENS = ("-", "\u2010", "\u2011")
+HYPHEN = re.compile("[-\u2010\u2011]")
 HYPHENATED = re.compile(r"[-\u2010\u2011](?<=[^\W\d_].)(?=[^\W\d_])")  # letters both sides (hyphen first: faster)
 NO_POSITIONS: frozenset[int] = frozenset()
 NO_NAMES: frozenset[str] = frozenset()
