@@ -234,7 +234,7 @@ class Automaton:
         self.longest = max((len(self.keys[k]) for k in self.single_han), default=0)
         self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
-        self.chunk_key = CHUNK_KEYS[inflections].__getitem__
+        self.chunks = CHUNK_KEYS[inflections]
 
     def __len__(self) -> int:
         return self.n_main  # distinct keys of the entries (written keys aside)
@@ -276,13 +276,17 @@ class Automaton:
     def ascii_hits(self, text: str, plain: str) -> set[int]:
         """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most
         alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
-        if self.inflections and (names := proper_plurals(text)):
+        chunks, cache = plain.split(), self.chunks
+        generation = cache.generation
+        key = " " + ("".join(map(cache.__getitem__, chunks)) or " ")  # ascii_key inlined
+        # names only where a chunk may hold one (an ASCII text's chunks are its own) and the cache kept them all
+        if self.inflections and (plain is not text or generation != cache.generation or
+                                 not cache.capitals.isdisjoint(chunks)) and (names := proper_plurals(text)):
             key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
             found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
             if self.written is not None:  # a name written like an entry
                 found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
             return found
-        key = " " + ("".join(map(self.chunk_key, plain.split())) or " ")  # ascii_key inlined
         return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
 
     def text_keys(self, text: str) -> tuple[str, ...]:

@@ -150,17 +150,25 @@ def ascii_tokens(text: str) -> list[str]:
 
 class ChunkKeys(dict):
     """A whitespace-free ASCII chunk -> its tokens, each followed by a space, folded by ``fold_inflection`` when
-    ``inflections``; filled on first sight, emptied at ``limit`` entries (bounded memory)."""
+    ``inflections``; filled on first sight, emptied at ``limit`` entries (bounded memory). ``capitals`` holds the
+    chunks seen since the last emptying (``generation`` counts them) where ``proper_plurals`` may find a name: a
+    text none of whose chunks is there has none."""
 
     limit = 1 << 17
 
     def __init__(self, inflections: bool):
         super().__init__()
         self.inflections = inflections
+        self.capitals: set[str] = set()
+        self.generation = 0
 
     def __missing__(self, chunk: str) -> str:
         if len(self) >= self.limit:
             self.clear()
+            self.capitals.clear()
+            self.generation += 1
+        if CAPITAL_PLURAL_CHUNK.match(chunk):
+            self.capitals.add(chunk)
         toks = ascii_tokens(chunk)
         value = self[chunk] = "".join(t + " " for t in (map(FOLDED.__getitem__, toks) if self.inflections else toks))
         return value
@@ -373,6 +381,8 @@ NON_SPACE = re.compile(r"\S+")
 # [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space and capital first,
 # for speed.
 CAPITAL_PLURAL = re.compile(r" (?=[A-ZÀ-ÖØ-ÞΑ-ΩА-Я])(?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
+# What CAPITAL_PLURAL's name must be in an ASCII text, at the start of the whitespace-free chunk holding it.
+CAPITAL_PLURAL_CHUNK = re.compile(r"[A-Z][a-z']*s\b")
 ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 LATIN_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’]*")
 _FUNCTION_WORDS = "a an the and but or nor for so yet as at by in of off on per to up via with from into onto over than that this vs"

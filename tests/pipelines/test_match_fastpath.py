@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.conftest import shared_data
 from webclip.pipelines.match import build_automaton, match_ids
 from webclip.pipelines.normalise import (
+    CHUNK_KEYS,
     NEAR_ASCII,
     NO_NAMES,
     TOKEN,
@@ -29,6 +30,7 @@ from webclip.pipelines.normalise import (
     has_compound,
     match_key,
     normalise_caption,
+    proper_plurals,
     tokens,
 )
 
@@ -94,3 +96,27 @@ def test_match_ids_by_the_general_path_on_real_alts() -> None:
             key, no_start, no_end = general_key(alt, inflections)
             want = sorted(i for k in auto.hits(key, no_start, no_end) for i in auto.ids[k])
             assert match_ids(auto, alt) == want, alt
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["Robin", "Williams", "Texas'", "Banks,", "cats", "the", " ", "  ", "s", "S", "'s", "(",
+                                 "Mars", "x", "\t", ",", "Us", "IS"]), max_size=12).map("".join))
+def test_a_text_with_a_name_has_a_chunk_that_may_hold_it(text: str) -> None:
+    """The ASCII scan looks for names only in a text with a chunk in ``ChunkKeys.capitals``."""
+    cache = CHUNK_KEYS[True]
+    chunks = text.split()
+    list(map(cache.__getitem__, chunks))
+    if proper_plurals(text):
+        assert not cache.capitals.isdisjoint(chunks), text
+
+
+def test_names_on_real_alts_are_found_through_their_chunks() -> None:
+    alts = [normalise_caption(r["alt"]) for r in map(json.loads, (shared_data("alts") / "alts.jsonl").read_text().splitlines())
+            if r["alt"]]
+    cache = CHUNK_KEYS[True]
+    named = [alt for alt in alts if alt.isascii() and proper_plurals(alt)]
+    assert named  # the real alts hold names (Robin Williams style)
+    for alt in named:
+        chunks = alt.split()
+        list(map(cache.__getitem__, chunks))
+        assert not cache.capitals.isdisjoint(chunks), alt
