@@ -34,7 +34,6 @@ from typing import Any
 
 from webclip.pipelines.normalise import (
     CHUNK_KEYS,
-    FOLDED,
     IRREGULAR,
     NO_NAMES,
     NO_POSITIONS,
@@ -43,6 +42,7 @@ from webclip.pipelines.normalise import (
     compound_key,
     entry_match_key,
     fold_accents,
+    fold_inflection,
     fold_tokens,
     has_compound,
     match_key,
@@ -343,8 +343,9 @@ def written_reachable(key: str) -> bool:
     """Whether a written key's tokens may each be a token of a folded caption: one that ``fold_inflection`` keeps,
     or one it yields and would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word
     from one with a Latin s after it). A written key without, an entry's plural as written, is found only where
-    the caption keeps a name unfolded or accent folding makes a word anew (``Automaton.scan``)."""
-    return all(FOLDED[t] == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
+    the caption keeps a name unfolded or accent folding makes a word anew (``Automaton.scan``). Folded without
+    the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow every caption's lookups."""
+    return all(fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
                for t in key.split())
 
 
