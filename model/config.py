@@ -64,6 +64,7 @@ class TrainConfig:
     threads: int = 2  # torch CPU threads per process
     workers: int = 0  # DataLoader processes per training process, each reading its own shards (part of the data order: keep it on resume); 0 decodes in the training process
     shuffle_buffer: int = 2000  # samples held for shuffling
+    crop_scale: float = 1.0  # training images: a random crop of at least this share of the area (1: none)
     data_mode: str = "epoch"  # "epoch": every sample once per epoch; "resampled": shards drawn with replacement
     checkpoint_every: int = 200  # steps between checkpoints (checkpoints/last.pt)
     log_every: int = 10  # steps between metrics.jsonl rows

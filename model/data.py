@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import random
 import tarfile
 from collections import Counter
@@ -40,6 +41,20 @@ def preprocess(image: Image.Image, size: int) -> torch.Tensor:
     image = image.crop((left, top, left + size, top + size))
     x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
     return (x - MEAN) / STD
+
+
+def random_crop(image: Image.Image, rng: random.Random, min_scale: float) -> Image.Image:
+    """A crop of a random share of the area in [min_scale, 1] and aspect in [3/4, 4/3], at a random place.
+
+    open_clip's training transform (RandomResizedCrop) in our own words; ``min_scale`` 1 returns the image.
+    """
+    if min_scale >= 1:
+        return image
+    w, h = image.size
+    area, aspect = w * h * rng.uniform(min_scale, 1.0), math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+    cw, ch = min(w, max(1, round(math.sqrt(area * aspect)))), min(h, max(1, round(math.sqrt(area / aspect))))
+    left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    return image.crop((left, top, left + cw, top + ch))
 
 
 def read_manifest(shards_final: str | Path, split: str = "train") -> list[str]:
@@ -152,16 +167,18 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int, rank: int = 0,
                  world: int = 1, workers: int = 0, starts: dict[int, Position] | None = None, rotation: int = 0,
-                 mode: str = "epoch", denylist: Any = None):
+                 mode: str = "epoch", denylist: Any = None, crop_scale: float = 1.0):
         super().__init__()
-        self.denylist = denylist
+        self.denylist, self.crop_scale = denylist, crop_scale
         self.tars, self.image_size, self.batch_size, self.seed, self.buffer = tars, image_size, batch_size, seed, buffer
         self.rank, self.world, self.local = rank, world, max(1, workers)
         self.starts, self.rotation, self.mode = starts or {}, rotation, mode
 
-    def _decode(self, s: dict[str, Any]) -> tuple[torch.Tensor, str, str] | None:
+    def _decode(self, s: dict[str, Any], epoch: int) -> tuple[torch.Tensor, str, str] | None:
         try:
-            img = preprocess(Image.open(io.BytesIO(s["jpg"])), self.image_size)
+            rng = random.Random(f"crop:{self.seed}:{epoch}:{s['key']}")  # the same crop for any workers or resume
+            img = preprocess(random_crop(Image.open(io.BytesIO(s["jpg"])).convert("RGB"), rng, self.crop_scale),
+                             self.image_size)
             return img, s["txt"].decode("utf-8"), s["key"]
         except Exception:  # a corrupt sample costs one sample, counted, never the run
             return None
@@ -175,14 +192,14 @@ class ShardStream(torch.utils.data.IterableDataset):
         except Exception:  # unreadable .json: counted with the samples that fail to decode
             return None
 
-    def _take(self, sample: dict[str, Any], keys: set[str]) -> tuple[str, tuple[torch.Tensor, str, str] | None]:
+    def _take(self, sample: dict[str, Any], keys: Any, epoch: int) -> tuple[str, tuple[torch.Tensor, str, str] | None]:
         """("ok", decoded sample), or why it is not trained: "repeat" (already in this batch), "denied", "error"."""
         if sample.get("key") in keys:
             return "repeat", None
         verdict = self._denied(sample)
         if verdict:
             return "denied", None
-        item = None if verdict is None else self._decode(sample)
+        item = None if verdict is None else self._decode(sample, epoch)
         return ("error", None) if item is None else ("ok", item)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -199,7 +216,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                                                     self.world * self.local, self.mode)):
                 if i < offset:
                     continue
-                verdict, item = self._take(sample, pending.keys())
+                verdict, item = self._take(sample, pending.keys(), epoch)
                 counts["read"] += 1
                 if item is None:
                     counts[verdict] += 1
@@ -221,8 +238,10 @@ class ShardLoader:
     """A DataLoader over ``ShardStream`` that keeps this rank's counts and every stream's resumable position."""
 
     def __init__(self, tars: list[str], image_size: int, batch_size: int, seed: int, buffer: int,
-                 rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch", denylist: Any = None):
+                 rank: int = 0, world: int = 1, workers: int = 0, mode: str = "epoch", denylist: Any = None,
+                 crop_scale: float = 1.0):
         self.args = (tars, image_size, batch_size, seed, buffer, rank, world, workers)
+        self.crop_scale = crop_scale
         self.rank, self.local, self.workers, self.mode, self.denylist = rank, max(1, workers), workers, mode, denylist
         self.positions: dict[int, Position] = {}
         self.next_local = 0  # the stream (within this rank) whose batch comes next
@@ -231,7 +250,7 @@ class ShardLoader:
     def batches(self) -> Iterator[Batch]:
         """Batches from the current positions on; counters and positions follow each batch handed out."""
         stream = ShardStream(*self.args, starts=dict(self.positions), rotation=self.next_local, mode=self.mode,
-                             denylist=self.denylist)
+                             denylist=self.denylist, crop_scale=self.crop_scale)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.workers,
                                              persistent_workers=False, prefetch_factor=2 if self.workers else None)
         for b in loader:

@@ -243,7 +243,7 @@ def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size // world, cfg.seed, cfg.shuffle_buffer, rank, world,
-                         cfg.workers, cfg.data_mode, denylist.for_run(run))
+                         cfg.workers, cfg.data_mode, denylist.for_run(run), cfg.crop_scale)
     session = Session(cfg, mcfg, model, model, opt, tok, loader, device, rank, world)
     if resume is not None:
         restore(session, resume)

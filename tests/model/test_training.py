@@ -431,3 +431,17 @@ def test_a_stream_with_fewer_distinct_samples_than_a_batch_is_a_clear_error(tmp_
     write_tar(tmp_path / "train-00000.tar", samples)
     with pytest.raises(ValueError, match="fewer distinct readable samples than a batch of 8"):
         next(ShardLoader([str(tmp_path / "train-00000.tar")], 32, 8, seed=0, buffer=4).batches())
+
+
+def test_random_crop_is_seeded_bounded_and_off_at_one() -> None:
+    import random
+
+    from webclip.model.data import random_crop
+
+    image = Image.new("RGB", (48, 40), (10, 20, 30))
+    assert random_crop(image, random.Random(0), 1.0) is image  # the default: no augmentation
+    sizes = [random_crop(image, random.Random(f"crop:0:0:{k}"), 0.6).size for k in range(200)]
+    assert sizes == [random_crop(image, random.Random(f"crop:0:0:{k}"), 0.6).size for k in range(200)]
+    shares = [w * h / (48 * 40) for w, h in sizes]
+    assert all(0.45 <= s <= 1.0 for s in shares) and min(shares) < 0.7 < max(shares)  # clipped at the edges
+    assert all(3 / 4 - 0.1 <= w / h <= 4 / 3 + 0.25 for w, h in sizes)
