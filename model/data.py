@@ -154,6 +154,11 @@ class Batch:
     repeats: int = 0  # samples already in this batch (a stream's epoch smaller than a batch): one copy is trained
 
 
+# A stream's share changes from epoch to epoch (shards reshuffled or resampled), so one epoch that adds nothing
+# (a small shard already in the batch, or only undecodable samples) is no proof; this many in a row is.
+EMPTY_EPOCHS = 8
+
+
 class ShardStream(torch.utils.data.IterableDataset):
     """Endless full batches of one rank; each DataLoader worker serves one stream of its own shards.
 
@@ -176,9 +181,12 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def _decode(self, s: dict[str, Any], epoch: int) -> tuple[torch.Tensor, str, str] | None:
         try:
-            rng = random.Random(f"crop:{self.seed}:{epoch}:{s['key']}")  # the same crop for any workers or resume
-            img = preprocess(random_crop(Image.open(io.BytesIO(s["jpg"])).convert("RGB"), rng, self.crop_scale),
-                             self.image_size)
+            image = Image.open(io.BytesIO(s["jpg"])).convert("RGB")
+            if self.crop_scale < 1:  # as RandomResizedCrop: the crop itself resized to the square, nothing cut after
+                rng = random.Random(f"crop:{self.seed}:{epoch}:{s['key']}")  # same crop for any workers or resume
+                image = random_crop(image, rng, self.crop_scale).resize((self.image_size,) * 2,
+                                                                        Image.Resampling.BICUBIC)
+            img = preprocess(image, self.image_size)
             return img, s["txt"].decode("utf-8"), s["key"]
         except Exception:  # a corrupt sample costs one sample, counted, never the run
             return None
@@ -210,6 +218,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         epoch, offset = start.epoch, start.offset
         pending: dict[str, tuple[torch.Tensor, str]] = {}  # key -> (image, text), in batch order
         counts: Counter[str] = Counter()
+        empty = 0  # whole epochs in a row that added nothing to the batch
         while True:
             added = False
             for i, sample in enumerate(stream_epoch(self.tars, self.seed, epoch, self.buffer, stream,
@@ -227,10 +236,12 @@ class ShardStream(torch.utils.data.IterableDataset):
                                 list(pending), stream, Position(epoch, i + 1), counts["read"], counts["error"],
                                 counts["denied"], counts["repeat"])
                     pending, counts = {}, Counter()
-            if offset == 0 and not added:
-                raise ValueError(f"loader stream {stream} found no readable sample to add to its batch in a whole "
-                                 f"epoch: its shards hold fewer distinct readable samples than a batch of "
-                                 f"{self.batch_size}; check the shards, lower batch_size or processes x workers")
+            empty = 0 if added or offset else empty + 1
+            if empty == EMPTY_EPOCHS:
+                raise ValueError(f"loader stream {stream} found no readable sample to add to its batch in "
+                                 f"{EMPTY_EPOCHS} epochs in a row: its shards hold fewer distinct readable samples "
+                                 f"than a batch of {self.batch_size}; check the shards, lower batch_size or "
+                                 "processes x workers")
             epoch, offset = epoch + 1, 0
 
 

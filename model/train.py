@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gc
 import json
 import math
@@ -167,11 +168,18 @@ class Session:
     step: int = 0
 
 
-def init_distributed() -> tuple[int, int]:
-    """(rank, world) from torchrun's environment; joins the process group when there are several processes."""
+GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # ranks wait this long in a collective, e.g. while rank 0 trains BPE
+
+
+def init_distributed(device: str = "auto") -> tuple[int, int]:
+    """(rank, world) from torchrun's environment; joins the process group when there are several processes.
+
+    NCCL when training runs on CUDA (``device`` auto with a GPU, or cuda[:N]), gloo otherwise.
+    """
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        backend = "nccl" if pick_device(device).type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend, timeout=GROUP_TIMEOUT)
     return rank, world
 
 
@@ -186,7 +194,7 @@ def close_distributed(s: Session) -> None:
     """
     if s.world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
-        s.model = s.opt = None  # type: ignore[assignment]
+        s.model = s.ddp = s.opt = None  # type: ignore[assignment]
         gc.collect()
         torch.distributed.destroy_process_group()
 
@@ -214,22 +222,29 @@ def check_data(sizes: list[tuple[str, int]], cfg: TrainConfig, world: int) -> li
     return [url for url, n in sizes if n > 0]
 
 
+def first_rank_says(value: Any, world: int) -> Any:
+    """Rank 0's ``value`` on every rank, so all take the same branch (e.g. resume or not) and meet in its collectives."""
+    if world == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shared_tokenizer(run: Path, tars: list[str], cfg: TrainConfig, vocab: int, world: int) -> Any:
     """The run's tokenizer: trained once, by rank 0, on the train captions, and sent to the other ranks."""
     from tokenizers import Tokenizer
 
     rank = torch.distributed.get_rank() if world > 1 else 0
-    text = [train_tokenizer(train_captions(run, tars, cfg.tokenizer_samples), vocab).to_str() if rank == 0 else None]
-    if world > 1:
-        torch.distributed.broadcast_object_list(text, src=0)
-    return Tokenizer.from_str(text[0])
+    text = train_tokenizer(train_captions(run, tars, cfg.tokenizer_samples), vocab).to_str() if rank == 0 else None
+    return Tokenizer.from_str(first_rank_says(text, world))
 
 
 def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world: int) -> Session:
     """Build (or resume from ``ckpt_path``) the model, optimiser, tokenizer and loader."""
     tars = check_data(read_manifest_sizes(shards_final(run), "train"), cfg, world)
     device = rank_device(pick_device(cfg.device), world)  # before any collective: NCCL needs each rank's GPU set
-    resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    resume = load_checkpoint(ckpt_path) if first_rank_says(ckpt_path.exists(), world) else None
     if resume is not None:
         from tokenizers import Tokenizer
 
@@ -389,7 +404,7 @@ def run_train(cfg: TrainConfig, out_stage: StageDir, run: Path) -> dict[str, Any
     """
     if not stage(run, "shards").done:
         raise FileNotFoundError(f"no finished shards in {stage(run, 'shards').path}: run `webclip shards` first")
-    rank, world = init_distributed()
+    rank, world = init_distributed(cfg.device)
     torch.set_num_threads(cfg.threads)
     ckpt_path = out_stage.path / "checkpoints" / "last.pt"
     s = start_session(cfg, run, ckpt_path, rank, world)

@@ -338,7 +338,7 @@ def test_an_error_in_one_rank_ends_every_rank_instead_of_hanging(tmp_path) -> No
     good = [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["red"], i), "txt": "a red square", "json": {}} for i in range(40)]
     bad = [{"key": f"{i:04d}", "jpg": b"not a jpeg", "txt": "a red square", "json": {}} for i in range(40, 80)]
     write_tar(final / "train-00000.tar", good)
-    write_tar(final / "train-00001.tar", bad)  # seed 0, epoch 0: shard order [1, 0], so rank 0 reads only this one
+    write_tar(final / "train-00001.tar", bad)  # seed 132: rank 0's share is this shard in epochs 0-7 (EMPTY_EPOCHS)
     atomic_write_json(final / "manifest.json", {"train": [{"name": "train-00000.tar", "samples": 40},
                                                           {"name": "train-00001.tar", "samples": 40}],
                                                 "val": [], "totals": {"train": 80, "val": 0}})
@@ -347,7 +347,7 @@ def test_an_error_in_one_rank_ends_every_rank_instead_of_hanging(tmp_path) -> No
     with open(log, "w") as out:
         p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                               str(free_port()), "-m", "webclip.cli", "--", "train", "--run", str(run), "--config",
-                              str(_config(tmp_path, steps=4))], stdout=out, stderr=subprocess.STDOUT,
+                              str(_config(tmp_path, steps=4, seed=132))], stdout=out, stderr=subprocess.STDOUT,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             p.wait(timeout=90)
@@ -445,3 +445,21 @@ def test_random_crop_is_seeded_bounded_and_off_at_one() -> None:
     shares = [w * h / (48 * 40) for w, h in sizes]
     assert all(0.45 <= s <= 1.0 for s in shares) and min(shares) < 0.7 < max(shares)  # clipped at the edges
     assert all(3 / 4 - 0.1 <= w / h <= 4 / 3 + 0.25 for w, h in sizes)
+
+
+def test_a_small_shard_whose_samples_are_all_in_the_batch_does_not_end_the_stream(tmp_path) -> None:
+    """Review: a stream's share changes each epoch; one epoch adding nothing (a 5-sample shard already in the
+    batch) is no proof that the stream cannot fill a batch."""
+    from webclip.model.data import ShardLoader
+
+    sizes = {"train-00000.tar": 5, "train-00001.tar": 11}
+    start = 0
+    for name, n in sizes.items():
+        write_tar(tmp_path / name, [{"key": f"{i:04d}", "jpg": _jpeg(COLOURS["blue"], i), "txt": "a blue square",
+                                     "json": {}} for i in range(start, start + n)])
+        start += n
+    tars = [str(tmp_path / name) for name in sizes]
+    for rank in (0, 1):
+        it = ShardLoader(tars, 32, 8, seed=1, buffer=16, rank=rank, world=2).batches()
+        batches = [next(it) for _ in range(6)]
+        assert all(len(set(b.keys)) == 8 for b in batches)
