@@ -58,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 0.1  # AdamW weight decay (not on gains, biases, embeddings or the temperature)
     warmup_steps: int = 50  # steps of linear learning-rate warmup
     grad_clip: float = 1.0  # gradient norm clip
+    ema_decay: float = 0.0  # >0: also keep an exponential moving average of the weights (evaluated instead); 0: off
     precision: str = "fp32"  # or "bf16"
     grad_checkpointing: bool = False  # recompute activations in backward (less memory, more compute)
     seed: int = 0  # seed of initialisation and batch order
@@ -80,6 +81,8 @@ class TrainConfig:
             raise ValueError("precision must be fp32 or bf16")
         if self.data_mode not in ("epoch", "resampled"):
             raise ValueError("data_mode must be epoch or resampled")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in [0, 1): 0 turns the weight average off")
         if self.batch_size < 2 or self.steps < 1 or self.accum_steps < 1:
             raise ValueError("batch_size must be >= 2, steps >= 1 and accum_steps >= 1")
 

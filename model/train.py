@@ -127,8 +127,28 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CL
 
     ckpt = load_checkpoint(path, device)
     model = CLIP(build(ModelConfig, ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(evaluated_weights(ckpt))
     return model.to(device).eval(), Tokenizer.from_str(ckpt["tokenizer"]), ckpt
+
+
+def weight_average(model: CLIP, cfg: TrainConfig) -> Any:
+    """An exponential moving average of ``model``'s parameters and buffers (None when ``ema_decay`` is 0).
+
+    Each step: ``ema = decay * ema + (1 - decay) * weights``, starting from the first step's weights.
+    """
+    if not cfg.ema_decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The weights a checkpoint is evaluated with: the moving average when it has one, else the trained weights."""
+    ema = ckpt.get("ema")
+    if ema is None:
+        return ckpt["model"]
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
 
 
 def plot_curves(metrics_path: Path, out: Path) -> None:
@@ -166,6 +186,7 @@ class Session:
     rank: int
     world: int
     step: int = 0
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel of ``model`` when ``ema_decay`` > 0
 
 
 GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # ranks wait this long in a collective, e.g. while rank 0 trains BPE
@@ -194,7 +215,7 @@ def close_distributed(s: Session) -> None:
     """
     if s.world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
-        s.model = s.ddp = s.opt = None  # type: ignore[assignment]
+        s.model = s.ddp = s.opt = s.ema = None  # type: ignore[assignment]
         gc.collect()
         torch.distributed.destroy_process_group()
 
@@ -259,7 +280,7 @@ def start_session(cfg: TrainConfig, run: Path, ckpt_path: Path, rank: int, world
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loader = ShardLoader(tars, mcfg.image_size, cfg.batch_size // world, cfg.seed, cfg.shuffle_buffer, rank, world,
                          cfg.workers, cfg.data_mode, denylist.for_run(run), cfg.crop_scale)
-    session = Session(cfg, mcfg, model, model, opt, tok, loader, device, rank, world)
+    session = Session(cfg, mcfg, model, model, opt, tok, loader, device, rank, world, ema=weight_average(model, cfg))
     if resume is not None:
         restore(session, resume)
     if world > 1:
@@ -281,6 +302,10 @@ def restore(s: Session, ckpt: dict[str, Any]) -> None:
     torch.set_rng_state(ckpt["rng"])
     s.loader.load_state(loaders[s.rank])
     s.step = ckpt["step"]
+    if s.ema is not None and "ema" in ckpt:
+        s.ema.load_state_dict(ckpt["ema"])
+    elif s.ema is not None or "ema" in ckpt:
+        raise ValueError("the checkpoint and this config disagree on ema_decay: resume with the same setting")
 
 
 def gather(obj: Any, world: int) -> list[Any]:
@@ -299,7 +324,8 @@ def save_session(s: Session, ckpt_path: Path) -> None:
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "model": s.model.state_dict(), "optimizer": s.opt.state_dict(),
             "step": s.step, "model_config": asdict(s.mcfg), "train_config": asdict(s.cfg), "tokenizer": s.tok.to_str(),
-            "rng": torch.get_rng_state(), "loaders": loaders})
+            "rng": torch.get_rng_state(), "loaders": loaders,
+            **({"ema": s.ema.state_dict()} if s.ema is not None else {})})
 
 
 def train_step(s: Session, batch: Batch) -> tuple[Features, float]:
@@ -314,6 +340,8 @@ def train_step(s: Session, batch: Batch) -> tuple[Features, float]:
                                                        enabled=s.cfg.precision == "bf16"))
     torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.grad_clip)
     s.opt.step()
+    if s.ema is not None:
+        s.ema.update_parameters(s.model)
     s.step += 1
     return feats, lr
 
