@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
+from webclip.directrunner import guard_direct_runner
 from webclip.parquet import PART_GLOB, part_name, row_sort_key, table_bytes
 from webclip.records import CANDIDATE_SCHEMA, CURATED_SCHEMA, POOL_SCHEMA, table_from_rows
 from webclip.stats import EXAMPLES_PER_REASON, DropExamples, drop_examples_record, example_rank
@@ -51,6 +52,7 @@ def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: li
     """
     args = [f"--runner={runner}", *extra]
     if runner == "DirectRunner":
+        guard_direct_runner()
         args += [f"--direct_num_workers={num_workers}", f"--direct_running_mode={running_mode}",
                  "--default_sdk_harness_log_level=WARNING"]
     elif worker_extras and not any(a.startswith("--requirements_file") for a in extra):
