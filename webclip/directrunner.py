@@ -12,17 +12,24 @@ three runs (71,789 more went missing from the pool table in the third), at the s
 materialised collection (the ParDos with side inputs); the accounting check refused to finish the stage.
 ``tests/webclip/test_directrunner.py`` shows the loss on Beam's stream itself.
 
-The guard turns the time-based flush off (a batch pipeline gains nothing from it) and has the runner flush
-by size in the writing thread, after each chunk, so one thread writes and flushes and no chunk can be lost,
-while messages stay near Beam's 10 MB flush size. It changes only this process's runner; cluster runners
-are untouched.
+The guard turns the time-based flush off (a batch pipeline gains nothing from it) and sends each stage
+input from one thread of its own, which writes every chunk and flushes by size after it (messages near
+Beam's 10 MB flush size), then closes the stream: one thread writes and flushes, so no chunk can be lost.
+The send must not block the runner: the worker starts reading only once the runner, after handing over
+the input, asks it to process the bundle, and the queues between them hold about 300 MB (a guard that
+sent in the runner's thread hung on the 4M run). A worker in the runner's own process (``in_memory``)
+reads its input as a list once asked, so it keeps Beam's own synchronous send. Only this process's runner
+changes; cluster runners are untouched.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
-_MARK = "_webclip_size_flushed"
+_MARK = "_webclip_guarded"
+_LOGGER = logging.getLogger(__name__)
 
 
 def guard_direct_runner() -> None:
@@ -30,16 +37,39 @@ def guard_direct_runner() -> None:
     from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0  # read when the runner builds its data server
-    if getattr(fn_runner.BundleManager._send_input_to_worker, _MARK, False):
+    if not getattr(fn_runner.BundleManager._send_input_to_worker, _MARK, False):
+        setattr(send_input_to_worker, _MARK, True)
+        fn_runner.BundleManager._send_input_to_worker = send_input_to_worker
+
+
+def send_input_to_worker(self: Any, process_bundle_id: str, read_transform_id: str, byte_streams: Any) -> None:
+    """Beam's ``BundleManager._send_input_to_worker``, sending from a thread that alone writes and flushes."""
+    from apache_beam.runners.worker import data_plane
+
+    chunks = list(byte_streams or [])
+    biggest = max(map(len, chunks), default=0)
+    if biggest > data_plane._FLUSH_MAX_SIZE:  # one chunk is one gRPC message: fail here, not in the send thread
+        raise ValueError(f"a stage input chunk of {biggest} bytes exceeds gRPC's 2 GB message limit: "
+                         "run with more direct_num_workers or on a cluster runner")
+    conn = self._worker_handler.data_conn
+    data_out = conn.output_stream(process_bundle_id, read_transform_id)
+    if isinstance(conn, data_plane.InMemoryDataChannel):
+        write_all(data_out, chunks)
         return
 
-    def send_input_to_worker(self: Any, process_bundle_id: str, read_transform_id: str, byte_streams: Any) -> None:
-        """Beam's ``BundleManager._send_input_to_worker``, flushing by size after each chunk it writes."""
-        data_out = self._worker_handler.data_conn.output_stream(process_bundle_id, read_transform_id)
-        for byte_stream in byte_streams or []:
-            data_out.write(byte_stream)
-            data_out.maybe_flush()
-        data_out.close()
+    def send() -> None:
+        try:
+            write_all(data_out, chunks)
+        except Exception as e:  # the runner raises the channel's error while it waits for the worker's output
+            _LOGGER.exception("sending input of %s to the worker failed", process_bundle_id)
+            conn._exception = e
 
-    setattr(send_input_to_worker, _MARK, True)
-    fn_runner.BundleManager._send_input_to_worker = send_input_to_worker
+    threading.Thread(target=send, name=f"webclip-send-{process_bundle_id}", daemon=True).start()
+
+
+def write_all(data_out: Any, chunks: list[bytes]) -> None:
+    """Write each chunk, flushing by size after it, then close (the end-of-input marker)."""
+    for chunk in chunks:
+        data_out.write(chunk)
+        data_out.maybe_flush()
+    data_out.close()

@@ -43,24 +43,43 @@ def test_beams_time_flushed_stream_drops_chunks_written_while_a_flush_waits() ->
     assert sum(map(len, sent.messages)) < len(chunks) * CHUNK
 
 
-def test_the_guarded_runner_sends_every_chunk_in_order_in_bounded_messages() -> None:
+class Conn:
+    """A data channel whose streams are what Beam builds for the runner, with the runner's (guarded) time limit."""
+
+    def __init__(self, sent: SendQueue):
+        self.sent, self.closed = sent, threading.Event()
+
+    def output_stream(self, instruction_id: str, transform_id: str):
+        def close(data: bytes) -> None:
+            self.sent(data)
+            self.closed.set()
+
+        return data_plane.ClosableOutputStream.create(close, self.sent, worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+
+
+def _manager(conn) -> object:
+    handler = type("Handler", (), {"data_conn": conn})()
+    return type("Manager", (), {"_worker_handler": handler})()
+
+
+def test_the_guarded_runner_sends_every_chunk_in_order_in_bounded_messages_without_blocking() -> None:
     guard_direct_runner()
     guard_direct_runner()  # idempotent
     assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == 0
-    sent = SendQueue(block_s=0.005, only_timer=False)
-
-    class Conn:
-        def output_stream(self, instruction_id: str, transform_id: str):
-            # What Beam's data channel builds for the runner, with the runner's (now guarded) time limit.
-            return data_plane.ClosableOutputStream.create(sent, sent, worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
-
-    class Handler:
-        data_conn = Conn()
-
-    class Manager:
-        _worker_handler = Handler()
-
-    chunks = _chunks(40)
-    fn_runner.BundleManager._send_input_to_worker(Manager(), "bundle_1", "read", chunks)
+    sent = SendQueue(block_s=0.005, only_timer=False)  # every hand-off waits, as on a full send queue
+    conn, chunks = Conn(sent), _chunks(40)
+    started = time.monotonic()
+    fn_runner.BundleManager._send_input_to_worker(_manager(conn), "bundle_1", "read", chunks)
+    assert time.monotonic() - started < 0.1  # the runner goes on to start the bundle while the input is sent
+    assert conn.closed.wait(30)
     assert b"".join(sent.messages) == b"".join(chunks)
     assert max(map(len, sent.messages)) <= data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD + CHUNK
+
+
+def test_a_worker_in_the_runners_process_gets_its_input_before_the_bundle_starts() -> None:
+    guard_direct_runner()
+    channel = data_plane.InMemoryDataChannel()
+    chunks = [b"a" * 10, b"b" * 20]
+    fn_runner.BundleManager._send_input_to_worker(_manager(channel), "bundle_2", "read", chunks)
+    got = [e.data for e in channel.inverse().input_elements("bundle_2", ["read"]) if e.data]
+    assert b"".join(got) == b"".join(chunks)
