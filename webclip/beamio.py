@@ -50,9 +50,10 @@ def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: li
     needs an extra there (img2dataset for shards, fastwarc for archives) gets a ``--requirements_file``
     with those pins, unless one was given.
     """
-    args = [f"--runner={runner}", *extra]
-    if runner == "DirectRunner":
-        guard_direct_runner()
+    guard_direct_runner()  # this process's FnApiRunner only; harmless where another runner is used
+    local = runner.lower().removesuffix("runner") == "direct"
+    args = [f"--runner={'webclip.directrunner.LocalRunner' if local else runner}", *extra]
+    if local:
         args += [f"--direct_num_workers={num_workers}", f"--direct_running_mode={running_mode}",
                  "--default_sdk_harness_log_level=WARNING"]
     elif worker_extras and not any(a.startswith("--requirements_file") for a in extra):

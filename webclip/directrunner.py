@@ -12,6 +12,11 @@ three runs (71,789 more went missing from the pool table in the third), at the s
 materialised collection (the ParDos with side inputs); the accounting check refused to finish the stage.
 ``tests/webclip/test_directrunner.py`` shows the loss on Beam's stream itself.
 
+Beam 2.77's ``DirectRunner`` also first tries its Prism runner, which downloads a binary from GitHub when
+none is cached: a network fetch at run time, and a different runner from the one measured here (it only
+fell back because this machine has no internet). ``LocalRunner`` is the DirectRunner's own batch path, the
+FnApiRunner, without that first try; ``beamio.pipeline_options`` uses it for ``DirectRunner``.
+
 The guard turns the time-based flush off (a batch pipeline gains nothing from it) and sends each stage
 input from one thread of its own, which writes every chunk and flushes by size after it (messages near
 Beam's 10 MB flush size), then closes the stream: one thread writes and flushes, so no chunk can be lost.
@@ -28,8 +33,25 @@ import logging
 import threading
 from typing import Any
 
+from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
+
 _MARK = "_webclip_guarded"
 _LOGGER = logging.getLogger(__name__)
+
+
+class LocalRunner(SwitchingDirectRunner):
+    """The DirectRunner's batch path (FnApiRunner, with the pipeline options given to its workers), guarded,
+    without the Prism attempt."""
+
+    def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        guard_direct_runner()
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
 
 
 def guard_direct_runner() -> None:
@@ -53,6 +75,9 @@ def send_input_to_worker(self: Any, process_bundle_id: str, read_transform_id: s
                          "run with more direct_num_workers or on a cluster runner")
     conn = self._worker_handler.data_conn
     data_out = conn.output_stream(process_bundle_id, read_transform_id)
+    if isinstance(data_out, data_plane.TimeBasedBufferingClosableOutputStream):
+        raise RuntimeError("the DirectRunner's data server was built before webclip's guard: "
+                           "call webclip.directrunner.guard_direct_runner() before running a pipeline")
     if isinstance(conn, data_plane.InMemoryDataChannel):
         write_all(data_out, chunks)
         return

@@ -43,43 +43,76 @@ def test_beams_time_flushed_stream_drops_chunks_written_while_a_flush_waits() ->
     assert sum(map(len, sent.messages)) < len(chunks) * CHUNK
 
 
-class Conn:
-    """A data channel whose streams are what Beam builds for the runner, with the runner's (guarded) time limit."""
-
-    def __init__(self, sent: SendQueue):
-        self.sent, self.closed = sent, threading.Event()
-
-    def output_stream(self, instruction_id: str, transform_id: str):
-        def close(data: bytes) -> None:
-            self.sent(data)
-            self.closed.set()
-
-        return data_plane.ClosableOutputStream.create(close, self.sent, worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
-
-
 def _manager(conn) -> object:
     handler = type("Handler", (), {"data_conn": conn})()
     return type("Manager", (), {"_worker_handler": handler})()
 
 
-def test_the_guarded_runner_sends_every_chunk_in_order_in_bounded_messages_without_blocking() -> None:
+def _drain(conn, inputs: set[str], got: dict, order: list) -> None:
+    """The gRPC side of Beam's runner channel: every message it would send, until each input's end marker."""
+    done: set[str] = set()
+    for elements in conn._write_outputs():
+        for d in elements.data:
+            order.append((d.transform_id, d.is_last))
+            if d.is_last:
+                done.add(d.transform_id)
+            else:
+                got.setdefault(d.transform_id, []).append(d.data)
+        if done == inputs:
+            return
+
+
+def test_the_guarded_runner_sends_inputs_whole_in_order_while_the_worker_has_not_started(monkeypatch) -> None:
+    """Beam's real runner channel with small queues that nobody drains until the runner has handed over every
+    input: a send in the runner's thread would block here (the 4M hang); the guarded one returns at once."""
+    monkeypatch.setattr(data_plane, "_DEFAULT_SEND_QUEUE_MAX_BYTES", 4 << 20)
     guard_direct_runner()
     guard_direct_runner()  # idempotent
     assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == 0
-    sent = SendQueue(block_s=0.005, only_timer=False)  # every hand-off waits, as on a full send queue
-    conn, chunks = Conn(sent), _chunks(40)
-    started = time.monotonic()
-    fn_runner.BundleManager._send_input_to_worker(_manager(conn), "bundle_1", "read", chunks)
-    assert time.monotonic() - started < 0.1  # the runner goes on to start the bundle while the input is sent
-    assert conn.closed.wait(30)
-    assert b"".join(sent.messages) == b"".join(chunks)
-    assert max(map(len, sent.messages)) <= data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD + CHUNK
+    conn = data_plane._GrpcDataChannel(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    inputs = {"readA": _chunks(40), "readB": [bytes([97 + i % 20]) * (700 << 10) for i in range(30)]}
+    handed = threading.Event()
+
+    def runner() -> None:
+        for transform, chunks in inputs.items():
+            fn_runner.BundleManager._send_input_to_worker(_manager(conn), "bundle_1", transform, chunks)
+        handed.set()
+
+    threading.Thread(target=runner, daemon=True).start()
+    assert handed.wait(10), "the runner blocked handing over input the worker cannot read yet"
+    got: dict[str, list[bytes]] = {}
+    order: list[tuple[str, bool]] = []
+    drainer = threading.Thread(target=_drain, args=(conn, set(inputs), got, order), daemon=True)
+    drainer.start()
+    drainer.join(30)
+    for transform, chunks in inputs.items():
+        assert b"".join(got[transform]) == b"".join(chunks), transform
+        assert order.index((transform, True)) == max(i for i, o in enumerate(order) if o[0] == transform)
+    assert max(len(m) for ms in got.values() for m in ms) <= data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD + CHUNK
 
 
-def test_a_worker_in_the_runners_process_gets_its_input_before_the_bundle_starts() -> None:
+def test_a_worker_in_the_runners_process_has_its_input_when_the_send_returns() -> None:
     guard_direct_runner()
     channel = data_plane.InMemoryDataChannel()
     chunks = [b"a" * 10, b"b" * 20]
+    threads = threading.active_count()
     fn_runner.BundleManager._send_input_to_worker(_manager(channel), "bundle_2", "read", chunks)
+    assert threading.active_count() == threads  # sent synchronously: the in-process worker reads a list once asked
     got = [e.data for e in channel.inverse().input_elements("bundle_2", ["read"]) if e.data]
     assert b"".join(got) == b"".join(chunks)
+
+
+def test_direct_runner_options_use_the_local_runner_without_prism() -> None:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from webclip.beamio import pipeline_options
+
+    for name in ("DirectRunner", "direct"):
+        options = pipeline_options(name, 1, "in_memory", [])
+        assert options.view_as(StandardOptions).runner == "webclip.directrunner.LocalRunner"
+    with beam.Pipeline(options=options) as p:
+        total = p | beam.Create(range(100)) | beam.CombineGlobally(sum)
+        assert_that(total, equal_to([4950]))
+    assert type(p.runner).__name__ == "LocalRunner"
