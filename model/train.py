@@ -302,10 +302,12 @@ def restore(s: Session, ckpt: dict[str, Any]) -> None:
     torch.set_rng_state(ckpt["rng"])
     s.loader.load_state(loaders[s.rank])
     s.step = ckpt["step"]
-    if s.ema is not None and "ema" in ckpt:
+    trained_with = ckpt.get("train_config", {}).get("ema_decay", 0.0) if "ema" in ckpt else 0.0
+    if trained_with != s.cfg.ema_decay:
+        raise ValueError(f"the checkpoint was trained with ema_decay {trained_with}, this config has "
+                         f"{s.cfg.ema_decay}: resume with the same setting")
+    if s.ema is not None:
         s.ema.load_state_dict(ckpt["ema"])
-    elif s.ema is not None or "ema" in ckpt:
-        raise ValueError("the checkpoint and this config disagree on ema_decay: resume with the same setting")
 
 
 def gather(obj: Any, world: int) -> list[Any]:

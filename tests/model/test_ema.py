@@ -78,3 +78,4 @@ def test_ema_decay_outside_zero_to_one_is_refused() -> None:
     for bad in (-0.1, 1.0, 1.5):
         with pytest.raises(ValueError, match="ema_decay"):
             TrainConfig(ema_decay=bad).validate()
+
