@@ -21,7 +21,7 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from webclip import storage
-from webclip.beamio import table_summary
+from webclip.beamio import is_local_runner, table_summary
 from webclip.config import runtime_fields
 from webclip.dedupe.images import HashIndex, duplicate_groups, image_sha256, phash_hex
 from webclip.fetch import is_transient
@@ -384,7 +384,7 @@ def download_jobs(cfg: ShardsConfig, jobs_dir: str, jobs: list[str], progress_di
         if progress_dir is not None:
             shutil.rmtree(progress_dir, ignore_errors=True)
         fn = DownloadJobFn(cfg, _absolute(jobs_dir), str(progress_dir.resolve()) if progress_dir else None,
-                           LauncherWatch() if cfg.runner == "DirectRunner" else None)
+                           LauncherWatch() if is_local_runner(cfg.runner) else None)
         with watch("download", n_todo, lambda: _downloaded(progress_dir, todo) if progress_dir else 0,
                    cfg.progress, unit="url"), beam.Pipeline(options=cfg.beam_options()) as p:
             p | "Jobs" >> beam.Create(todo) | "Spread" >> beam.Reshuffle() | "Download" >> beam.ParDo(fn)
@@ -458,7 +458,7 @@ def run_shards(cfg: ShardsConfig, out_stage: StageDir, run: Path) -> dict[str, A
     """Download every curated pair, then dedupe, decontaminate and write ``shards/final/`` and ``shards/samples/``."""
     curated_parts, base = shards_input(cfg, out_stage, run)
     jobs_dir, final, samples_table = jobs_in(base), table_in(base, "final"), table_in(base, "samples")
-    progress_dir = out_stage.path / "_progress" if cfg.runner == "DirectRunner" else None
+    progress_dir = out_stage.path / "_progress" if is_local_runner(cfg.runner) else None
     laps = Laps()
     jobs = write_job_inputs(curated_parts, jobs_dir, cfg.samples_per_job)
     laps("split_jobs")

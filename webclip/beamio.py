@@ -42,6 +42,11 @@ def worker_requirements(extras: tuple[str, ...]) -> list[str]:
     return sorted(set(out))
 
 
+def is_local_runner(runner: str) -> bool:
+    """Whether a runner name means Beam's DirectRunner (``DirectRunner``, ``direct``, any case): workers in this machine."""
+    return runner.lower().removesuffix("runner") == "direct"
+
+
 def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: list[str],
                      worker_extras: tuple[str, ...] = ()) -> PipelineOptions:
     """DirectRunner with worker processes locally; any other runner takes its flags from ``extra``.
@@ -51,7 +56,7 @@ def pipeline_options(runner: str, num_workers: int, running_mode: str, extra: li
     with those pins, unless one was given.
     """
     guard_direct_runner()  # this process's FnApiRunner only; harmless where another runner is used
-    local = runner.lower().removesuffix("runner") == "direct"
+    local = is_local_runner(runner)
     args = [f"--runner={'webclip.directrunner.LocalRunner' if local else runner}", *extra]
     if local:
         args += [f"--direct_num_workers={num_workers}", f"--direct_running_mode={running_mode}",

@@ -116,3 +116,10 @@ def test_direct_runner_options_use_the_local_runner_without_prism() -> None:
         total = p | beam.Create(range(100)) | beam.CombineGlobally(sum)
         assert_that(total, equal_to([4950]))
     assert type(p.runner).__name__ == "LocalRunner"
+
+
+def test_every_name_of_the_direct_runner_is_local_and_no_other() -> None:
+    from webclip.beamio import is_local_runner
+
+    assert all(is_local_runner(n) for n in ("DirectRunner", "direct", "directrunner", "DIRECT"))
+    assert not any(is_local_runner(n) for n in ("DataflowRunner", "FlinkRunner", "PortableRunner", "webclip.directrunner.LocalRunner"))
