@@ -218,12 +218,16 @@ class Automaton:
         self.ids = [tuple(by_key[k]) for k in self.keys]
         self.n_main = len(self.keys)
         # The written keys, those a caption's folded key may hold first (written_reachable): the main automaton holds
-        # these too; this small one holds them all and is scanned where a name or accent folding may show the others.
+        # these too; this small one holds them all and is scanned where accent folding may show the others; a name
+        # kept unfolded shows the others.
         written_order = sorted(written, key=lambda k: not written_reachable(k))
         self.n_scanned = self.n_main + sum(map(written_reachable, written))
         self.keys += written_order
         self.ids += [tuple(written[k]) for k in written_order]
         self.written = make_backend(written_order, backend) if written else None
+        # the others by key, and where their tokens that no folded caption holds stand in them (``name_hits``)
+        self.unreached = {self.keys[k]: k for k in range(self.n_scanned, len(self.keys))}
+        self.name_shapes = name_shapes(self.unreached)
         # keys whose matches are checked against their neighbours (part_fits)
         # keys of unspaced scripts, checked against their neighbours or each other (part_fits, unspaced_words); those
         # checked alone (one Han character, Katakana) however few are found
@@ -279,14 +283,13 @@ class Automaton:
         chunks, cache = plain.split(), self.chunks
         generation = cache.generation
         key = " " + ("".join(map(cache.__getitem__, chunks)) or " ")  # ascii_key inlined
-        # names only where a chunk may hold one (an ASCII text's chunks are its own) and the cache kept them all
-        if self.inflections and (plain is not text or generation != cache.generation or
-                                 not cache.capitals.isdisjoint(chunks)) and (names := proper_plurals(text)):
+        # names only where a chunk after the first may hold one (an ASCII text's chunks are its own) and the cache
+        # kept them all
+        if self.inflections and (plain is not text or generation != cache.generation or not cache.capitals.isdisjoint(
+                chunks) and not cache.capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
             key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
             found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-            if self.written is not None:  # a name written like an entry
-                found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
-            return found
+            return self.name_hits(key, names, found) if self.name_shapes else found
         return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
 
     def text_keys(self, text: str) -> tuple[str, ...]:
@@ -304,9 +307,8 @@ class Automaton:
         else:  # match_key inlined
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
-        if names and self.written is not None:  # a name kept unfolded: the entries written like it, across closed
-            # positions too
-            found |= {self.n_main + k for k in indexes(self.written, self.backend, key)}
+        if names and self.name_shapes:  # a name kept unfolded: the entries written like it, across closed positions too
+            found = self.name_hits(key, names, found)
         if self.accents and not key.isascii():
             folded = fold_accents(key)
             if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
@@ -315,6 +317,21 @@ class Automaton:
                 if self.written is not None:
                     found |= self.written_hits(folded, no_start if same else NO_POSITIONS,
                                                no_end if same else NO_POSITIONS)
+        return found
+
+    def name_hits(self, key: str, names: frozenset[str], found: set[int]) -> set[int]:
+        """``found`` and the written keys that a name kept unfolded in ``key`` shows. A written key that no folded
+        caption holds (``written_reachable``) has a token folding changes: the caption must hold it unfolded, as
+        a name. So only the token runs around a name are looked up, in the shapes of the keys holding it."""
+        toks = key[1:-1].split(" ")
+        n, unreached, shapes = len(toks), self.unreached, self.name_shapes
+        for i, token in enumerate(toks):
+            if token in names and token in shapes:
+                for offset, length in shapes[token]:
+                    if offset <= i and i - offset + length <= n:
+                        k = unreached.get(" " + " ".join(toks[i - offset:i - offset + length]) + " ")
+                        if k is not None:
+                            found.add(k)
         return found
 
     def written_hits(self, key: str, no_start: frozenset[int], no_end: frozenset[int]) -> set[int]:
@@ -340,20 +357,30 @@ def written_keys(entries: list[str]) -> dict[str, list[int]]:
 
 
 def written_reachable(key: str) -> bool:
-    """Whether a written key's tokens may each be a token of a folded caption: one that ``fold_inflection`` keeps,
-    or one it yields and would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word
-    from one with a Latin s after it). A written key without, an entry's plural as written, is found only where
-    the caption keeps a name unfolded or accent folding makes a word anew (``Automaton.scan``). Folded without
-    the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow every caption's lookups."""
-    return all(fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
-               for t in key.split())
+    """Whether a written key's tokens may each be a token of a folded caption (``token_reachable``). A written key
+    with another token, an entry's plural as written, is found only where the caption keeps that token unfolded as
+    a name or accent folding makes a word anew (``Automaton.scan``)."""
+    return all(map(token_reachable, key.split()))
 
 
-def indexes(auto: Any, backend: str, key: str) -> set[int]:
-    """Indexes of the keys of an automaton found in ``key`` (overlapping matches)."""
-    if backend == "ahocorasick_rs":
-        return set(map(FIRST, auto.find_matches_as_indexes(key, overlapping=True)))
-    return set(map(SECOND, auto.iter(key)))
+def token_reachable(t: str) -> bool:
+    """Whether a token may be a token of a folded caption: one that ``fold_inflection`` keeps, or one it yields and
+    would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word from one with a Latin s
+    after it). Folded without the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow
+    every caption's lookups."""
+    return fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
+
+
+def name_shapes(keys: dict[str, int]) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Each token that no folded caption holds (``token_reachable``) -> the (offset, length) in tokens of the keys
+    holding it."""
+    shapes: dict[str, set[tuple[int, int]]] = {}
+    for key in keys:
+        toks = key.split()
+        for offset, token in enumerate(toks):
+            if not token_reachable(token):
+                shapes.setdefault(token, set()).add((offset, len(toks)))
+    return {token: tuple(sorted(s)) for token, s in shapes.items()}
 
 
 def make_backend(keys: list[str], backend: str) -> Any:

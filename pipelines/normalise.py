@@ -151,8 +151,9 @@ def ascii_tokens(text: str) -> list[str]:
 class ChunkKeys(dict):
     """A whitespace-free ASCII chunk -> its tokens, each followed by a space, folded by ``fold_inflection`` when
     ``inflections``; filled on first sight, emptied at ``limit`` entries (bounded memory). ``capitals`` holds the
-    chunks seen since the last emptying (``generation`` counts them) where ``proper_plurals`` may find a name: a
-    text none of whose chunks is there has none."""
+    chunks seen since the last emptying (``generation`` counts them) where ``proper_plurals`` may find a name (a
+    capitalised plural-looking word at the start that folding changes): a text none of whose chunks but the first
+    (no word before it) is there has none."""
 
     limit = 1 << 17
 
@@ -167,7 +168,7 @@ class ChunkKeys(dict):
             self.clear()
             self.capitals.clear()
             self.generation += 1
-        if CAPITAL_PLURAL_CHUNK.match(chunk):
+        if (name := CAPITAL_PLURAL_CHUNK.match(chunk)) and FOLDED[word := name.group().casefold()] != word:
             self.capitals.add(chunk)
         toks = ascii_tokens(chunk)
         value = self[chunk] = "".join(t + " " for t in (map(FOLDED.__getitem__, toks) if self.inflections else toks))
