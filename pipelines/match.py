@@ -239,6 +239,7 @@ class Automaton:
         self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunks = CHUNK_KEYS[inflections]
+        self.match_ascii = ascii_matcher(self) if self.ascii_path else None
 
     def __len__(self) -> int:
         return self.n_main  # distinct keys of the entries (written keys aside)
@@ -287,10 +288,27 @@ class Automaton:
         # kept them all
         if self.inflections and (plain is not text or generation != cache.generation or not cache.capitals.isdisjoint(
                 chunks) and not cache.capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
-            key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
-            found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-            return self.name_hits(key, names, found) if self.name_shapes else found
+            return self.named_hits(plain, names)
         return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+
+    def named_hits(self, plain: str, names: frozenset[str]) -> set[int]:
+        """``ascii_hits`` of a caption holding ``names``, kept unfolded."""
+        key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
+        found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
+        return self.name_hits(key, names, found) if self.name_shapes else found
+
+    def ids_of(self, found: set[int]) -> list[int]:
+        """Sorted ids of the entries of the keys ``found``."""
+        if len(found) < 2:
+            return list(self.ids[found.pop()]) if found else []
+        ids: list[int] = []
+        table = self.ids
+        for k in found:  # faster than a chain for the few keys an alt holds
+            ids += table[k]
+        if self.written is not None and max(found) >= self.n_main:  # an entry may be found by both of its keys
+            return sorted(set(ids))
+        ids.sort()  # the main keys' id sets are disjoint
+        return ids
 
     def text_keys(self, text: str) -> tuple[str, ...]:
         """The keys a caption is scanned with."""
@@ -409,22 +427,32 @@ def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahoc
 def match_ids(auto: Automaton, text: str) -> list[int]:
     """Sorted ids of every entry found in ``text``."""
     if not auto.ascii_path:
-        found = auto.scan(text)
-    elif text.isascii():
-        found = auto.ascii_hits(text, text) if "-" not in text or not has_compound(text) else auto.scan(text)
-    else:
-        plain = ascii_form(text)
-        found = auto.ascii_hits(text, plain) if plain is not None and not has_compound(text) else auto.scan(text)
-    if len(found) < 2:
-        return list(auto.ids[found.pop()]) if found else []
-    ids: list[int] = []
-    table = auto.ids
-    for k in found:  # faster than a chain for the few keys an alt holds
-        ids += table[k]
-    if auto.written is not None and max(found) >= auto.n_main:  # an entry may be found by both of its keys
-        return sorted(set(ids))
-    ids.sort()  # the main keys' id sets are disjoint
-    return ids
+        return auto.ids_of(auto.scan(text))
+    if text.isascii():
+        ids = auto.match_ascii(text)
+        return auto.ids_of(auto.scan(text)) if ids is None else ids
+    plain = ascii_form(text)
+    return auto.ids_of(auto.ascii_hits(text, plain) if plain is not None and not has_compound(text) else auto.scan(text))
+
+
+def ascii_matcher(auto: Automaton) -> Callable[[str], list[int] | None]:
+    """``match_ids`` of an ASCII caption (most alts), ``Automaton.ascii_hits`` inlined with the automaton's parts
+    bound once; None where the caption has a hyphenated compound, which needs ``Automaton.scan``."""
+    cache, getitem, capitals = auto.chunks, auto.chunks.__getitem__, auto.chunks.capitals
+    find, ids_of, inflections = auto.auto.find_matches_as_indexes, auto.ids_of, auto.inflections
+
+    def match(text: str) -> list[int] | None:
+        if "-" in text and has_compound(text):
+            return None
+        chunks = text.split()
+        generation = cache.generation
+        key = " " + ("".join(map(getitem, chunks)) or " ")
+        if inflections and (generation != cache.generation or not capitals.isdisjoint(chunks)
+                            and not capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
+            return ids_of(auto.named_hits(text, names))
+        return ids_of(set(map(FIRST, find(key, overlapping=True))))
+
+    return match
 
 
 def load_queries(path: str) -> list[str]:
