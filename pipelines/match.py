@@ -98,16 +98,50 @@ def entry_key(entry: str, mode: str = "word", inflections: bool = False) -> str:
 
 def group_keys(entries: list[str], mode: str, inflections: bool) -> tuple[dict[str, list[int]], list[int]]:
     """Entry ids by key, and the ids whose key is empty."""
+    keys = word_keys(entries, inflections)[0] if mode == "word" else [entry_key(e, mode, inflections) for e in entries]
+    return grouped(keys, EMPTY_KEY[mode])
+
+
+def grouped(keys: list[str], is_empty: Callable[[str], bool]) -> tuple[dict[str, list[int]], list[int]]:
+    """Indexes by key, and the indexes whose key is empty."""
     by_key: dict[str, list[int]] = {}
     empty: list[int] = []
-    is_empty = EMPTY_KEY[mode]
-    for i, entry in enumerate(entries):
-        key = entry_key(entry, mode, inflections)
+    for i, key in enumerate(keys):
         if is_empty(key):
             empty.append(i)
         else:
             by_key.setdefault(key, []).append(i)
     return by_key, empty
+
+
+class Memo(dict):
+    """A function's results by argument, for a build that meets the same tokens again and again."""
+
+    def __init__(self, fn: Callable[[str], Any]):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, arg: str) -> Any:
+        value = self[arg] = self.fn(arg)
+        return value
+
+
+def word_keys(entries: list[str], inflections: bool) -> tuple[list[str], dict[str, list[int]]]:
+    """Each entry's word-mode key (``entry_match_key``) and, with ``inflections``, the entry ids by key as written
+    for each entry that folding changes (``williams``, ``texas``): such an entry is found where the caption writes
+    it as a name, which ``proper_plurals`` keeps unfolded. One tokenisation per entry; folds memoised per token (a
+    list repeats its words), without the caption-side cache (``FOLDED``), which would grow by every entry's tokens."""
+    keys: list[str] = []
+    written: dict[str, list[int]] = {}
+    fold = Memo(fold_inflection).__getitem__
+    for i, entry in enumerate(entries):
+        toks = tokens(entry)
+        raw = " " + " ".join(toks) + " "
+        key = " " + " ".join(map(fold, toks)) + " " if inflections else raw
+        keys.append(key)
+        if key != raw and toks:
+            written.setdefault(raw, []).append(i)
+    return keys, written
 
 
 def key_report(entries: list[str], mode: str = "word", inflections: bool = False) -> dict[str, int]:
@@ -209,25 +243,31 @@ class Automaton:
         if mode not in MODES:
             raise ValueError(f"unknown match mode {mode!r}; one of {MODES}")
         self.mode, self.backend, self.inflections, self.accents = mode, backend, inflections, accents
-        by_key, self.empty = group_keys(entries, mode, inflections)
+        if mode == "word":
+            entry_keys, written = word_keys(entries, inflections)
+            by_key, self.empty = grouped(entry_keys, EMPTY_KEY[mode])
+        else:
+            by_key, self.empty = group_keys(entries, mode, inflections)
+            written = {}
         self.n_entries = len(entries)
         self.shared = sum(len(ids) for ids in by_key.values() if len(ids) > 1)
         self.n_keys = len(by_key)
-        written = written_keys(entries) if mode == "word" and inflections else {}
         self.keys = list(by_key)
         self.ids = [tuple(by_key[k]) for k in self.keys]
         self.n_main = len(self.keys)
         # The written keys, those a caption's folded key may hold first (written_reachable): the main automaton holds
         # these too; this small one holds them all and is scanned where accent folding may show the others; a name
         # kept unfolded shows the others.
-        written_order = sorted(written, key=lambda k: not written_reachable(k))
-        self.n_scanned = self.n_main + sum(map(written_reachable, written))
+        reachable = Memo(token_reachable).__getitem__  # the build asks of each token many times
+        is_reachable = {k: written_reachable(k, reachable) for k in written}
+        written_order = sorted(written, key=lambda k: not is_reachable[k])
+        self.n_scanned = self.n_main + sum(is_reachable.values())
         self.keys += written_order
         self.ids += [tuple(written[k]) for k in written_order]
         self.written = make_backend(written_order, backend) if written else None
         # the others by key, and where their tokens that no folded caption holds stand in them (``name_hits``)
         self.unreached = {self.keys[k]: k for k in range(self.n_scanned, len(self.keys))}
-        self.name_shapes = name_shapes(self.unreached)
+        self.name_shapes = name_shapes(self.unreached, reachable)
         # keys whose matches are checked against their neighbours (part_fits)
         # keys of unspaced scripts, checked against their neighbours or each other (part_fits, unspaced_words); those
         # checked alone (one Han character, Katakana) however few are found
@@ -361,42 +401,30 @@ class Automaton:
         return {self.n_main + k for k, start, end in spans if start not in no_start and end - 1 not in no_end}
 
 
-def written_keys(entries: list[str]) -> dict[str, list[int]]:
-    """Entry ids by key as written, for each entry that inflection folding changes (``williams``, ``texas``): it
-    is found where the caption writes it as a name, which ``proper_plurals`` keeps unfolded."""
-    out: dict[str, list[int]] = {}
-    for i, entry in enumerate(entries):
-        if "s" not in entry and "S" not in entry and entry.isascii():
-            continue  # only a word ending in s can be a name kept unfolded
-        written = entry_match_key(entry)
-        if written.strip() and entry_match_key(entry, True) != written:
-            out.setdefault(written, []).append(i)
-    return out
-
-
-def written_reachable(key: str) -> bool:
-    """Whether a written key's tokens may each be a token of a folded caption (``token_reachable``). A written key
-    with another token, an entry's plural as written, is found only where the caption keeps that token unfolded as
-    a name or accent folding makes a word anew (``Automaton.scan``)."""
-    return all(map(token_reachable, key.split()))
-
-
 def token_reachable(t: str) -> bool:
     """Whether a token may be a token of a folded caption: one that ``fold_inflection`` keeps, or one it yields and
     would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word from one with a Latin s
-    after it). Folded without the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow
-    every caption's lookups."""
+    after it). Folded without the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow every
+    caption's lookups."""
     return fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
 
 
-def name_shapes(keys: dict[str, int]) -> dict[str, tuple[tuple[int, int], ...]]:
+def written_reachable(key: str, reachable: Callable[[str], bool] = token_reachable) -> bool:
+    """Whether a written key's tokens may each be a token of a folded caption (``token_reachable``). A written key
+    with another token, an entry's plural as written, is found only where the caption keeps that token unfolded as
+    a name or accent folding makes a word anew (``Automaton.scan``)."""
+    return all(map(reachable, key.split()))
+
+
+def name_shapes(keys: dict[str, int], reachable: Callable[[str], bool] = token_reachable
+                ) -> dict[str, tuple[tuple[int, int], ...]]:
     """Each token that no folded caption holds (``token_reachable``) -> the (offset, length) in tokens of the keys
     holding it."""
     shapes: dict[str, set[tuple[int, int]]] = {}
     for key in keys:
         toks = key.split()
         for offset, token in enumerate(toks):
-            if not token_reachable(token):
+            if not reachable(token):
                 shapes.setdefault(token, set()).add((offset, len(toks)))
     return {token: tuple(sorted(s)) for token, s in shapes.items()}
 

@@ -171,7 +171,10 @@ class ChunkKeys(dict):
         if (name := CAPITAL_PLURAL_CHUNK.match(chunk)) and FOLDED[word := name.group().casefold()] != word:
             self.capitals.add(chunk)
         toks = ascii_tokens(chunk)
-        value = self[chunk] = "".join(t + " " for t in (map(FOLDED.__getitem__, toks) if self.inflections else toks))
+        if not toks:
+            value = self[chunk] = ""
+        else:
+            value = self[chunk] = " ".join(map(FOLDED.__getitem__, toks) if self.inflections else toks) + " "
         return value
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import shared_data
-from webclip.pipelines.match import build_automaton, match_ids
+from webclip.pipelines.match import build_automaton, match_ids, word_keys
 from webclip.pipelines.normalise import (
     CHUNK_KEYS,
     NEAR_ASCII,
@@ -26,6 +26,7 @@ from webclip.pipelines.normalise import (
     ascii_tokens,
     compound_key,
     compound_positions,
+    entry_match_key,
     fold_inflection,
     has_compound,
     match_key,
@@ -137,3 +138,18 @@ def test_a_name_finds_every_entry_written_like_it(text: str) -> None:
     key = " " + " ".join(t if t in names else fold_inflection(t) for t in tokens(text)) + " "
     want = {k for k in range(auto.n_scanned, len(auto.keys)) if auto.keys[k] in key} if names else set()
     assert auto.name_hits(key, names, set()) == want, text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(texts, max_size=8))
+def test_the_build_keys_each_entry_as_entry_match_key_does(entries: list[str]) -> None:
+    """``word_keys`` tokenises each entry once and memoises folds: the keys are ``entry_match_key``'s, and the written
+    keys those of the entries that folding changes."""
+    for inflections in (False, True):
+        keys, written = word_keys(entries, inflections)
+        assert keys == [entry_match_key(e, inflections) for e in entries]
+        want: dict[str, list[int]] = {}
+        for i, e in enumerate(entries):
+            if inflections and entry_match_key(e).strip() and entry_match_key(e, True) != entry_match_key(e):
+                want.setdefault(entry_match_key(e), []).append(i)
+        assert written == want
