@@ -28,7 +28,9 @@ from __future__ import annotations
 import json
 import threading
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -37,6 +39,8 @@ from webclip.pipelines.normalise import (
     IRREGULAR,
     NO_NAMES,
     NO_POSITIONS,
+    ChunkKeys,
+    ascii_compound_bounds,
     ascii_form,
     ascii_tokens,
     compound_key,
@@ -85,7 +89,7 @@ TEXT_KEYS: dict[str, Callable[[str, bool, bool], tuple[str, ...]]] = {
     "metaclip": lambda t, infl, acc: (metaclip_spacing(t),),
 }
 EMPTY_KEY: dict[str, Callable[[str], bool]] = {
-    "word": lambda k: not k.strip(),
+    "word": "  ".__eq__,  # no token (word_keys pads with one space each side)
     "substring": lambda k: not k,
     "metaclip": lambda k: False,  # MetaCLIP matches even a blank entry ("  ") where the text has two spaces
 }
@@ -279,6 +283,10 @@ class Automaton:
         self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunks = CHUNK_KEYS[inflections]
+        # the ASCII path scans token codes (``token_codes``): shorter texts, a smaller automaton
+        self.codes = token_codes(self.keys[:self.n_scanned]) if self.ascii_path else None
+        self.coded = make_backend([coded(k, self.codes) for k in self.keys[:self.n_scanned]], backend) \
+            if self.codes is not None else None
         self.match_ascii = ascii_matcher(self) if self.ascii_path else None
 
     def __len__(self) -> int:
@@ -318,21 +326,9 @@ class Automaton:
         """Whether no key found needs its position: none checked alone, and fewer than two of unspaced scripts."""
         return found.isdisjoint(self.single_han) or found.isdisjoint(self.alone) and len(found & self.single_han) < 2
 
-    def ascii_hits(self, text: str, plain: str) -> set[int]:
-        """``scan`` of a caption without a hyphenated compound whose tokens are those of the ASCII ``plain`` (most
-        alts), its steps inlined: nothing there needs a position (no compound, no Han), accents have nothing to fold."""
-        chunks, cache = plain.split(), self.chunks
-        generation = cache.generation
-        key = " " + ("".join(map(cache.__getitem__, chunks)) or " ")  # ascii_key inlined
-        # names only where a chunk after the first may hold one (an ASCII text's chunks are its own) and the cache
-        # kept them all
-        if self.inflections and (plain is not text or generation != cache.generation or not cache.capitals.isdisjoint(
-                chunks) and not cache.capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
-            return self.named_hits(plain, names)
-        return set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-
     def named_hits(self, plain: str, names: frozenset[str]) -> set[int]:
-        """``ascii_hits`` of a caption holding ``names``, kept unfolded."""
+        """The keys found in a caption whose tokens are those of the ASCII ``plain``, holding ``names`` (kept
+        unfolded)."""
         key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
         found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
         return self.name_hits(key, names, found) if self.name_shapes else found
@@ -457,30 +453,78 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
     if not auto.ascii_path:
         return auto.ids_of(auto.scan(text))
     if text.isascii():
-        ids = auto.match_ascii(text)
-        return auto.ids_of(auto.scan(text)) if ids is None else ids
-    plain = ascii_form(text)
-    return auto.ids_of(auto.ascii_hits(text, plain) if plain is not None and not has_compound(text) else auto.scan(text))
+        ids = auto.match_ascii(text, text)
+    else:
+        plain = ascii_form(text)
+        ids = None if plain is None else auto.match_ascii(text, plain)
+    return auto.ids_of(auto.scan(text)) if ids is None else ids
 
 
-def ascii_matcher(auto: Automaton) -> Callable[[str], list[int] | None]:
-    """``match_ids`` of an ASCII caption (most alts), ``Automaton.ascii_hits`` inlined with the automaton's parts
-    bound once; None where the caption has a hyphenated compound, which needs ``Automaton.scan``."""
-    cache, getitem, capitals = auto.chunks, auto.chunks.__getitem__, auto.chunks.capitals
-    find, ids_of, inflections = auto.auto.find_matches_as_indexes, auto.ids_of, auto.inflections
+def ascii_matcher(auto: Automaton) -> Callable[[str, str], list[int] | None]:
+    """``match_ids`` of a caption whose tokens are those of the ASCII ``plain`` (most alts: ``plain`` is the text,
+    or its ``ascii_form``), the steps of ``Automaton.scan`` inlined with the automaton's parts bound once: nothing
+    there needs a position but a compound's, no Han, accents have nothing to fold. Where the automaton has token
+    codes it scans them, and reads a hyphenated compound's closed positions as token bounds (``ascii_compound_bounds``:
+    a code is a token). None where the caption needs ``Automaton.scan``: a compound without codes, with a name, or
+    in a text that is not ASCII."""
+    coded = auto.coded is not None
+    cache = ChunkCodes(auto.inflections, auto.codes) if coded else auto.chunks
+    getitem, capitals = cache.__getitem__, cache.capitals
+    find = (auto.coded if coded else auto.auto).find_matches_as_indexes
+    ids_of, inflections = auto.ids_of, auto.inflections
 
-    def match(text: str) -> list[int] | None:
-        if "-" in text and has_compound(text):
+    def match(text: str, plain: str) -> list[int] | None:
+        compound = "-" in text and has_compound(text)
+        if compound and (not coded or plain is not text):
             return None
-        chunks = text.split()
+        chunks = plain.split()
         generation = cache.generation
-        key = " " + ("".join(map(getitem, chunks)) or " ")
-        if inflections and (generation != cache.generation or not capitals.isdisjoint(chunks)
+        key = "".join(map(getitem, chunks)) if coded else " " + ("".join(map(getitem, chunks)) or " ")
+        # names only where a chunk after the first may hold one (an ASCII text's chunks are its own) and the cache
+        # kept them all
+        if inflections and (plain is not text or generation != cache.generation or not capitals.isdisjoint(chunks)
                             and not capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
-            return ids_of(auto.named_hits(text, names))
+            return None if compound else ids_of(auto.named_hits(plain, names))
+        if compound:
+            no_start, no_end = ascii_compound_bounds(text)
+            if no_end:  # a code span (k, s, e) holds tokens s to e - 1
+                return ids_of({k for k, s, e in find(key, overlapping=True) if e - 1 not in no_end
+                               and s - 1 not in no_start})
         return ids_of(set(map(FIRST, find(key, overlapping=True))))
 
     return match
+
+
+UNKNOWN = "\x00"  # the code of a caption token that no key holds
+CODES = 0x110000 - 1 - 0x800  # code points but NUL and the surrogates (which UTF-8 cannot carry)
+
+
+def token_codes(keys: list[str]) -> dict[str, str] | None:
+    """One character for each token of ``keys``, the most frequent first (short in UTF-8); None past ``CODES``
+    tokens. A key written in codes (``coded``) is found in a caption's codes exactly where its tokens follow each
+    other in the caption: no spaces, and a scan of one character a token."""
+    counts = Counter(chain.from_iterable(map(str.split, keys)))
+    if len(counts) > CODES:
+        return None
+    return {t: chr(i + 1 if i + 1 < 0xD800 else i + 0x801) for i, (t, _) in enumerate(counts.most_common())}
+
+
+def coded(key: str, codes: dict[str, str]) -> str:
+    """A space-padded key in ``token_codes``."""
+    return "".join(map(codes.__getitem__, key.split()))
+
+
+class ChunkCodes(ChunkKeys):
+    """``ChunkKeys`` of one automaton whose values are its token codes (``token_codes``), ``UNKNOWN`` for a token no
+    key holds."""
+
+    def __init__(self, inflections: bool, codes: dict[str, str]):
+        super().__init__(inflections)
+        self.codes = codes
+
+    def join(self, toks: list[str]) -> str:
+        get = self.codes.get
+        return "".join([get(t, UNKNOWN) for t in toks])
 
 
 def load_queries(path: str) -> list[str]:

@@ -171,11 +171,12 @@ class ChunkKeys(dict):
         if (name := CAPITAL_PLURAL_CHUNK.match(chunk)) and FOLDED[word := name.group().casefold()] != word:
             self.capitals.add(chunk)
         toks = ascii_tokens(chunk)
-        if not toks:
-            value = self[chunk] = ""
-        else:
-            value = self[chunk] = " ".join(map(FOLDED.__getitem__, toks) if self.inflections else toks) + " "
+        value = self[chunk] = self.join(list(map(FOLDED.__getitem__, toks)) if self.inflections else toks)
         return value
+
+    def join(self, toks: list[str]) -> str:
+        """A chunk's value from its tokens."""
+        return " ".join(toks) + " " if toks else ""
 
 
 CHUNK_KEYS = (ChunkKeys(False), ChunkKeys(True))
@@ -257,11 +258,20 @@ def compound_key(text: str, inflections: bool = False,
 
 
 def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[frozenset[int], frozenset[int]]:
-    """``word_key``'s closed positions for an ASCII text, from its compounds found by one regex and the count of
-    tokens before each (``compound_positions`` is the general reading; a test keeps the two equal). Not ``cased``
-    (the ``ascii_form`` of a text that was not ASCII), capitals do not make names, as in ``compound_positions``."""
+    """``word_key``'s closed positions for an ASCII text whose key is ``key``: ``ascii_compound_bounds`` as key
+    positions (``compound_positions`` is the general reading; a test keeps the two equal)."""
+    no_start, no_end = ascii_compound_bounds(text, cased)
+    if not no_end:
+        return NO_POSITIONS, NO_POSITIONS
+    lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
+    return frozenset(lengths[k] + k + 1 for k in no_start), frozenset(lengths[k] + k + 1 for k in no_end)
+
+
+def ascii_compound_bounds(text: str, cased: bool = True) -> tuple[frozenset[int], frozenset[int]]:
+    """The tokens of an ASCII text after which a match may not start, and may not end (``word_key``), from its
+    compounds found by one regex and the count of tokens before each. Not ``cased`` (the ``ascii_form`` of a text
+    that was not ASCII), capitals do not make names, as in ``compound_positions``."""
     no_start, no_end = set(), set()
-    lengths: list[int] = []
     pos = counted = count = 0  # text[:counted], which ends a token, holds count tokens
     # a compound holds no space: the search starts after the last space before the next hyphen
     while (hyphen := text.find("-", pos)) >= 0 and \
@@ -272,16 +282,13 @@ def ascii_compound_positions(text: str, key: str, cased: bool = True) -> tuple[f
             continue
         pos = m.end()
         parts = compound.split("-")
-        if not lengths:
-            lengths = list(accumulate(map(len, key[1:-1].split(" "))))  # token k's separator: lengths[k] + k + 1
         first = count + len(tokens(text[counted:start]))  # the compound starts a token
         count, counted = first + len(parts), m.end()  # one token a part; the last ends a token
         name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:]) or \
             any(p[-2:] in ("'s", "`s") for p in parts[:-1])
-        for k in range(first, first + len(parts) - 1):
-            no_end.add(lengths[k] + k + 1)
-            if name:
-                no_start.add(lengths[k] + k + 1)
+        no_end.update(range(first, first + len(parts) - 1))
+        if name:
+            no_start.update(range(first, first + len(parts) - 1))
     return frozenset(no_start), frozenset(no_end)
 
 
