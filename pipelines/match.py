@@ -328,10 +328,15 @@ class Automaton:
 
     def named_hits(self, plain: str, names: frozenset[str]) -> set[int]:
         """The keys found in a caption whose tokens are those of the ASCII ``plain``, holding ``names`` (kept
-        unfolded)."""
-        key = f" {' '.join(fold_tokens(ascii_tokens(plain), names))} "
-        found = set(map(FIRST, self.auto.find_matches_as_indexes(key, overlapping=True)))
-        return self.name_hits(key, names, found) if self.name_shapes else found
+        unfolded), in token codes where the automaton has them."""
+        toks = fold_tokens(ascii_tokens(plain), names)
+        if self.coded is not None:
+            get = self.codes.get
+            found = set(map(FIRST, self.coded.find_matches_as_indexes("".join([get(t, UNKNOWN) for t in toks]),
+                                                                      overlapping=True)))
+        else:
+            found = set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
+        return self.name_hits(toks, names, found) if self.name_shapes else found
 
     def ids_of(self, found: set[int]) -> list[int]:
         """Sorted ids of the entries of the keys ``found``."""
@@ -362,7 +367,7 @@ class Automaton:
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
         if names and self.name_shapes:  # a name kept unfolded: the entries written like it, across closed positions too
-            found = self.name_hits(key, names, found)
+            found = self.name_hits(key[1:-1].split(" "), names, found)
         if self.accents and not key.isascii():
             folded = fold_accents(key)
             if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
@@ -373,11 +378,11 @@ class Automaton:
                                                no_end if same else NO_POSITIONS)
         return found
 
-    def name_hits(self, key: str, names: frozenset[str], found: set[int]) -> set[int]:
-        """``found`` and the written keys that a name kept unfolded in ``key`` shows. A written key that no folded
-        caption holds (``written_reachable``) has a token folding changes: the caption must hold it unfolded, as
-        a name. So only the token runs around a name are looked up, in the shapes of the keys holding it."""
-        toks = key[1:-1].split(" ")
+    def name_hits(self, toks: list[str], names: frozenset[str], found: set[int]) -> set[int]:
+        """``found`` and the written keys that a name kept unfolded in the caption's tokens ``toks`` shows. A written
+        key that no folded caption holds (``written_reachable``) has a token folding changes: the caption must hold
+        it unfolded, as a name. So only the token runs around a name are looked up, in the shapes of the keys
+        holding it."""
         n, unreached, shapes = len(toks), self.unreached, self.name_shapes
         for i, token in enumerate(toks):
             if token in names and token in shapes:
