@@ -26,6 +26,7 @@ keeps unfolded (Texas, Williams) still finds it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from bisect import bisect_left
 from collections import Counter
@@ -35,7 +36,9 @@ from operator import itemgetter
 from typing import Any
 
 from webclip.pipelines.normalise import (
+    CAPITAL_PLURAL_WORD,
     CHUNK_KEYS,
+    FOLDED,
     IRREGULAR,
     NO_NAMES,
     NO_POSITIONS,
@@ -283,11 +286,19 @@ class Automaton:
         self.auto = make_backend(self.keys[:self.n_scanned], backend) if self.keys else None
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunks = CHUNK_KEYS[inflections]
-        # the ASCII path scans token codes (``token_codes``): shorter texts, a smaller automaton
-        self.codes = token_codes(self.keys[:self.n_scanned]) if self.ascii_path else None
-        self.coded = make_backend([coded(k, self.codes) for k in self.keys[:self.n_scanned]], backend) \
-            if self.codes is not None else None
+        self.codes, self.coded, self.coded_written = self.code_automata() if self.ascii_path else (None, None, None)
         self.match_ascii = ascii_matcher(self) if self.ascii_path else None
+        self.match_words = word_matcher(self) if self.coded is not None else None
+
+    def code_automata(self) -> tuple[dict[str, str] | None, Any, Any]:
+        """The fast paths' token codes (``token_codes``: shorter texts, a smaller automaton), the scanned keys and
+        the written keys in them; Nones where the tokens are too many for codes."""
+        codes = token_codes(self.keys)
+        if codes is None:
+            return None, None, None
+        written = self.keys[self.n_main:]
+        return (codes, make_backend([coded(k, codes) for k in self.keys[:self.n_scanned]], self.backend),
+                make_backend([coded(k, codes) for k in written], self.backend) if written else None)
 
     def __len__(self) -> int:
         return self.n_main  # distinct keys of the entries (written keys aside)
@@ -459,9 +470,10 @@ def match_ids(auto: Automaton, text: str) -> list[int]:
         return auto.ids_of(auto.scan(text))
     if text.isascii():
         ids = auto.match_ascii(text, text)
+    elif (plain := ascii_form(text)) is not None:
+        ids = auto.match_ascii(text, plain)
     else:
-        plain = ascii_form(text)
-        ids = None if plain is None else auto.match_ascii(text, plain)
+        ids = None if auto.match_words is None else auto.match_words(text)
     return auto.ids_of(auto.scan(text)) if ids is None else ids
 
 
@@ -519,6 +531,38 @@ def coded(key: str, codes: dict[str, str]) -> str:
     return "".join(map(codes.__getitem__, key.split()))
 
 
+def word_matcher(auto: Automaton) -> Callable[[str], list[int] | None]:
+    """``match_ids`` of a caption that is not ASCII, by ``Automaton.scan``'s steps in token codes cached per
+    whitespace-free chunk (``ChunkWords``; tokens never cross white space): the caption's codes, and its
+    accent-folded codes in the scanned and the written keys. None where the caption needs ``Automaton.scan``: a
+    hyphenated compound, a name, or a character of a script whose matches are checked by position (Han, Kana,
+    Thai)."""
+    cache = ChunkWords(auto.inflections, auto.codes)
+    getitem, capitals = cache.__getitem__, cache.capitals
+    find, written = auto.coded.find_matches_as_indexes, auto.coded_written
+    ids_of, inflections, accents, n_main = auto.ids_of, auto.inflections, auto.accents, auto.n_main
+
+    def match(text: str) -> list[int] | None:
+        if has_compound(text) or UNSPACED_CHAR.search(text):  # the chunks' flags also see what NFKC makes unspaced
+            return None
+        chunks = text.split()
+        generation = cache.generation
+        values = list(map(getitem, chunks))
+        if any([v[2] for v in values]) or inflections and (
+                generation != cache.generation or not capitals.isdisjoint(chunks)
+                and not capitals.isdisjoint(chunks[1:])) and proper_plurals(text):
+            return None
+        key = "".join([v[0] for v in values])
+        found = set(map(FIRST, find(key, overlapping=True)))
+        if accents and (folded := "".join([v[1] for v in values])) != key:
+            found |= set(map(FIRST, find(folded, overlapping=True)))
+            if written is not None:
+                found |= {n_main + k for k, _, _ in written.find_matches_as_indexes(folded, overlapping=True)}
+        return ids_of(found)
+
+    return match
+
+
 class ChunkCodes(ChunkKeys):
     """``ChunkKeys`` of one automaton whose values are its token codes (``token_codes``), ``UNKNOWN`` for a token no
     key holds."""
@@ -530,6 +574,23 @@ class ChunkCodes(ChunkKeys):
     def join(self, toks: list[str]) -> str:
         get = self.codes.get
         return "".join([get(t, UNKNOWN) for t in toks])
+
+
+UNSPACED_CHAR = re.compile("[\u0e01-\u0e5b\u3041-\u30ff\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")  # is_unspaced
+
+
+class ChunkWords(ChunkCodes):
+    """A whitespace-free chunk of any text -> (its token codes, its accent-folded token codes, whether a token holds a
+    character ``is_unspaced`` accepts), tokens by ``tokens`` and folded by ``fold_inflection`` when ``inflections``;
+    ``capitals`` as ``ChunkKeys`` reads them in any script ``proper_plurals`` knows."""
+
+    capital = CAPITAL_PLURAL_WORD
+
+    def value(self, chunk: str) -> tuple[str, str, bool]:
+        toks = list(map(FOLDED.__getitem__, tokens(chunk))) if self.inflections else tokens(chunk)
+        folded = list(map(fold_accents, toks))
+        codes = self.join(toks)
+        return codes, codes if folded == toks else self.join(folded), UNSPACED_CHAR.search("".join(toks)) is not None
 
 
 def load_queries(path: str) -> list[str]:

@@ -148,6 +148,16 @@ def ascii_tokens(text: str) -> list[str]:
     return ASCII_TOKEN.findall(key) if ASCII_SPECIAL.search(key) else key.split()
 
 
+# A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word (a letter or digit:
+# [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space and capital first,
+# for speed.
+CAPITAL_PLURAL = re.compile(r" (?=[A-ZÀ-ÖØ-ÞΑ-ΩА-Я])(?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
+# What CAPITAL_PLURAL's name must be in an ASCII text, at the start of the whitespace-free chunk holding it; and in any
+# text.
+CAPITAL_PLURAL_CHUNK = re.compile(r"[A-Z][a-z']*s\b")
+CAPITAL_PLURAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s\b")
+
+
 class ChunkKeys(dict):
     """A whitespace-free ASCII chunk -> its tokens, each followed by a space, folded by ``fold_inflection`` when
     ``inflections``; filled on first sight, emptied at ``limit`` entries (bounded memory). ``capitals`` holds the
@@ -163,16 +173,22 @@ class ChunkKeys(dict):
         self.capitals: set[str] = set()
         self.generation = 0
 
-    def __missing__(self, chunk: str) -> str:
+    capital = CAPITAL_PLURAL_CHUNK  # a name's word as ``proper_plurals`` reads it, at the start of a chunk
+
+    def __missing__(self, chunk: str):
         if len(self) >= self.limit:
             self.clear()
             self.capitals.clear()
             self.generation += 1
-        if (name := CAPITAL_PLURAL_CHUNK.match(chunk)) and FOLDED[word := name.group().casefold()] != word:
+        if (name := self.capital.match(chunk)) and FOLDED[word := name.group().casefold()] != word:
             self.capitals.add(chunk)
-        toks = ascii_tokens(chunk)
-        value = self[chunk] = self.join(list(map(FOLDED.__getitem__, toks)) if self.inflections else toks)
+        value = self[chunk] = self.value(chunk)
         return value
+
+    def value(self, chunk: str):
+        """A chunk's value: its tokens (``ascii_tokens``), folded when ``inflections``, given to ``join``."""
+        toks = ascii_tokens(chunk)
+        return self.join(list(map(FOLDED.__getitem__, toks)) if self.inflections else toks)
 
     def join(self, toks: list[str]) -> str:
         """A chunk's value from its tokens."""
@@ -388,12 +404,6 @@ HYPHENATED = re.compile(r"[-\u2010\u2011](?<=[^\W\d_].)(?=[^\W\d_])")  # letters
 NO_POSITIONS: frozenset[int] = frozenset()
 NO_NAMES: frozenset[str] = frozenset()
 NON_SPACE = re.compile(r"\S+")
-# A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word (a letter or digit:
-# [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space and capital first,
-# for speed.
-CAPITAL_PLURAL = re.compile(r" (?=[A-ZÀ-ÖØ-ÞΑ-ΩА-Я])(?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
-# What CAPITAL_PLURAL's name must be in an ASCII text, at the start of the whitespace-free chunk holding it.
-CAPITAL_PLURAL_CHUNK = re.compile(r"[A-Z][a-z']*s\b")
 ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 LATIN_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’]*")
 _FUNCTION_WORDS = "a an the and but or nor for so yet as at by in of off on per to up via with from into onto over than that this vs"

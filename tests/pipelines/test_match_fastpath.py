@@ -153,3 +153,50 @@ def test_the_build_keys_each_entry_as_entry_match_key_does(entries: list[str]) -
             if inflections and entry_match_key(e).strip() and entry_match_key(e, True) != entry_match_key(e):
                 want.setdefault(entry_match_key(e), []).append(i)
         assert written == want
+
+
+ACCENTED = ["café", "cafe", "cafes", "Cafés", "naïve", "naive", "über", "uber", "straße", "strasse", "Škoda", "skoda",
+            "vítězství", "vitezstvi", "Москва", "ёлка", "елка", "Αθήνα", "αθηνα", "æble", "aeble", "dogs", "dog",
+            "williams", "hot dogs", "café au lait", "São Paulo", "sao paulo"]
+ACCENT_PIECES = [*PIECES, "Café", "café", "cafés", "au", "lait", "São", "Paulo", "Škoda", "ёлка", "Αθήνα", "æble",
+                 "Straße", "hot", "dogs", "dogš", "naïve", "e\u0301", "\u064b"]
+
+
+def fast_equals_general(auto, text: str) -> None:  # noqa: ANN001
+    assert match_ids(auto, text) == auto.ids_of(auto.scan(text)), text
+
+
+def test_every_fast_path_gives_the_general_scans_ids_on_real_alts() -> None:
+    """ASCII and near-ASCII alts in token codes, other alts in token codes cached per chunk: for every option, the
+    ids of ``Automaton.scan`` (the general path), entries being the alts' own words and word pairs."""
+    alts = [normalise_caption(r["alt"]) for r in map(json.loads, (shared_data("alts") / "alts.jsonl").read_text().splitlines())
+            if r["alt"]]
+    words = [tokens(alt) for alt in alts]
+    pairs = {f"{a} {b}" for ws in words[::7] for a, b in zip(ws, ws[1:], strict=False)}
+    entries = sorted({t for ws in words for t in ws} | pairs | set(ACCENTED))
+    for inflections in (False, True):
+        for accents in (False, True):
+            auto = build_automaton(entries, "word", inflections=inflections, accents=accents)
+            assert auto.match_words is not None
+            for alt in alts:
+                fast_equals_general(auto, alt)
+
+
+AUTOMATA = {(i, a): build_automaton([*ACCENTED, "cat", "self", "portrait", "new york", "robin", "猫"], "word",
+                                    inflections=i, accents=a) for i in (False, True) for a in (False, True)}
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(st.lists(st.sampled_from(ACCENT_PIECES), max_size=14).map("".join),
+                 st.lists(st.sampled_from(ACCENT_PIECES), max_size=10).map(" ".join), st.text(max_size=30)))
+def test_every_fast_path_gives_the_general_scans_ids_on_generated_text(text: str) -> None:
+    for auto in AUTOMATA.values():
+        fast_equals_general(auto, text)
+        fast_equals_general(auto, normalise_caption(text))
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(texts, st.lists(st.sampled_from(ACCENT_PIECES), max_size=10).map(" ".join)))
+def test_tokens_never_cross_white_space(text: str) -> None:
+    """The chunk caches rest on this: a text's tokens are its whitespace-free chunks' tokens, in order."""
+    assert tokens(text) == [t for chunk in text.split() for t in tokens(chunk)], text
