@@ -112,12 +112,13 @@ def group_keys(entries: list[str], mode: str, inflections: bool) -> tuple[dict[s
 def grouped(keys: list[str], is_empty: Callable[[str], bool]) -> tuple[dict[str, list[int]], list[int]]:
     """Indexes by key, and the indexes whose key is empty."""
     by_key: dict[str, list[int]] = {}
-    empty: list[int] = []
     for i, key in enumerate(keys):
-        if is_empty(key):
-            empty.append(i)
+        ids = by_key.get(key)
+        if ids is None:
+            by_key[key] = [i]
         else:
-            by_key.setdefault(key, []).append(i)
+            ids.append(i)
+    empty = sorted(i for key in [k for k in by_key if is_empty(k)] for i in by_key.pop(key))
     return by_key, empty
 
 
@@ -278,8 +279,8 @@ class Automaton:
         # keys whose matches are checked against their neighbours (part_fits)
         # keys of unspaced scripts, checked against their neighbours or each other (part_fits, unspaced_words); those
         # checked alone (one Han character, Katakana) however few are found
-        self.single_han = frozenset(k for k, key in enumerate(self.keys) if is_unspaced(key[1])) \
-            if mode == "word" else frozenset()
+        self.single_han = frozenset(m.start() for m in UNSPACED_CHAR.finditer("".join([k[1] for k in self.keys]))) \
+            if mode == "word" else frozenset()  # is_unspaced of each key's first character
         self.alone = frozenset(k for k in self.single_han if len(key := self.keys[k]) == 3 and is_han(key[1])
                                or is_katakana(key[1]) and all(map(is_katakana, key[1::2])))
         self.longest = max((len(self.keys[k]) for k in self.single_han), default=0)
