@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,16 +26,52 @@ def _s3(monkeypatch: pytest.MonkeyPatch):
     return server.stop
 
 
+class MetadataHandler(BaseHTTPRequestHandler):
+    """Google's compute metadata server as google.auth reads it: the GCE ping, the project, the default service
+    account and a token (which the storage emulator ignores)."""
+
+    ANSWERS = {"project/project-id": "test", "universe/universe-domain": "googleapis.com",
+               "instance/service-accounts/default/": json.dumps({"email": "test@test.iam.gserviceaccount.com",
+                                                                 "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                                                                 "aliases": ["default"]}),
+               "instance/service-accounts/default/token": json.dumps({"access_token": "loopback", "expires_in": 3600,
+                                                                      "token_type": "Bearer"})}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path = self.path.split("?")[0].removeprefix("/computeMetadata/v1/")
+        body = self.ANSWERS.get(path, "").encode() if path != "/" else b""
+        self.send_response(200)
+        self.send_header("Metadata-Flavor", "Google")
+        self.send_header("Content-Type", "application/json" if body[:1] == b"{" else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # noqa: ANN002
+        pass
+
+
 def _gs(monkeypatch: pytest.MonkeyPatch):
     emulator = pytest.importorskip("gcp_storage_emulator.server", reason="gcp-storage-emulator (dev) is not installed")
     port = free_port()
     server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="webclip")
     server.start()
-    # gcsfs honours the emulator; its bucket-layout probe (a gRPC API the emulator lacks) is turned off.
+    metadata = ThreadingHTTPServer(("127.0.0.1", free_port()), MetadataHandler)
+    threading.Thread(target=metadata.serve_forever, daemon=True).start()
+    mds = f"127.0.0.1:{metadata.server_address[1]}"
+    # gcsfs honours the emulator; its bucket-layout probe (a gRPC API the emulator lacks) is turned off. Beam's GCS
+    # client asks google.auth for credentials: from the metadata server on loopback (the real one's address is not
+    # loopback; without one, Beam retries google.auth for 24 s).
     for key, value in {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-                       "FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "test"}.items():
+                       "FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "test", "GCE_METADATA_HOST": mds,
+                       "GCE_METADATA_IP": mds}.items():
         monkeypatch.setenv(key, value)
-    return server.stop
+
+    def stop() -> None:
+        server.stop()
+        metadata.shutdown()
+
+    return stop
 
 
 @pytest.fixture(params=["s3", "gs"])
