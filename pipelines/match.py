@@ -58,7 +58,7 @@ from webclip.pipelines.normalise import (
 )
 
 MODES = ("word", "substring", "metaclip")
-FIRST, SECOND = itemgetter(0), itemgetter(1)
+FIRST = itemgetter(0)
 METACLIP_SPACING = str.maketrans({**{p: f" {p} " for p in ",.;:?!`"}, "\t": " ", "\n": " ", "\r": " "})
 
 _lock = threading.Lock()
@@ -322,10 +322,10 @@ class Automaton:
                     return found
         else:
             if not no_end:
-                found = set(map(SECOND, self.auto.iter(key)))
+                found = {k for _, ks in self.auto.iter(key) for k in ks}
                 if self.unchecked(found):
                     return found
-            spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, k in self.auto.iter(key)]
+            spans = [(k, end + 1 - len(self.keys[k]), end + 1) for end, ks in self.auto.iter(key) for k in ks]
         single_han = self.single_han
         kept = [(k, start, end) for k, start, end in spans if start not in no_start and end - 1 not in no_end
                 and (k not in single_han or part_fits(key, start, end))]
@@ -410,7 +410,8 @@ class Automaton:
         if self.backend == "ahocorasick_rs":
             spans = self.written.find_matches_as_indexes(key, overlapping=True)
         else:
-            spans = [(k, end + 1 - len(self.keys[self.n_main + k]), end + 1) for end, k in self.written.iter(key)]
+            spans = [(k, end + 1 - len(self.keys[self.n_main + k]), end + 1) for end, ks in self.written.iter(key)
+                     for k in ks]
         return {self.n_main + k for k, start, end in spans if start not in no_start and end - 1 not in no_end}
 
 
@@ -419,7 +420,8 @@ def token_reachable(t: str) -> bool:
     would fold again (``men`` from ``mens``, ``workmen`` from ``workmens``, a Hangul word from one with a Latin s
     after it). Folded without the caption-side cache (``FOLDED``), which would grow by every entry's tokens and slow every
     caption's lookups."""
-    return fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or "\uac00" <= t[-1] <= "\ud7a3"
+    return fold_inflection(t) == t or t in IRREGULAR or len(t) >= 7 and t.endswith("men") or \
+        "\uac00" <= t[-1] <= "\ud7a3" or len(t) == 3 and t.endswith("'s")  # a's from a's's
 
 
 def written_reachable(key: str, reachable: Callable[[str], bool] = token_reachable) -> bool:
@@ -452,8 +454,11 @@ def make_backend(keys: list[str], backend: str) -> Any:
         import ahocorasick
 
         auto = ahocorasick.Automaton()
-        for k, key in enumerate(keys):
-            auto.add_word(key, k)
+        indexes: dict[str, tuple[int, ...]] = {}
+        for k, key in enumerate(keys):  # a key may stand twice (a written key equal to another entry's key)
+            indexes[key] = (*indexes.get(key, ()), k)
+        for key, ks in indexes.items():
+            auto.add_word(key, ks)
         auto.make_automaton()
         return auto
     raise ValueError(f"unknown matcher backend {backend!r}")
@@ -492,7 +497,8 @@ def ascii_matcher(auto: Automaton) -> Callable[[str, str], list[int] | None]:
     ids_of, inflections = auto.ids_of, auto.inflections
 
     def match(text: str, plain: str) -> list[int] | None:
-        compound = "-" in text and has_compound(text)
+        # ascii_form makes the hyphens U+2010 and U+2011 spaces: a compound of a text that is not ASCII needs scan
+        compound = "-" in text and has_compound(text) if plain is text else has_compound(text)
         if compound and (not coded or plain is not text):
             return None
         chunks = plain.split()

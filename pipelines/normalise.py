@@ -227,8 +227,11 @@ def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 
 def fold_tokens(toks: list[str], names: frozenset[str]) -> list[str]:
-    """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``)."""
-    return [t if t in names else FOLDED[t] for t in toks] if names else list(map(FOLDED.__getitem__, toks))
+    """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``), whose possessive only goes
+    (Williams's -> williams)."""
+    if not names:
+        return list(map(FOLDED.__getitem__, toks))
+    return [(t[:-2] if t.endswith("'s") else t) if t in names else FOLDED[t] for t in toks]
 
 
 def match_key(text: str, inflections: bool = False, names: frozenset[str] | None = None) -> str:
@@ -301,7 +304,7 @@ def ascii_compound_bounds(text: str, cased: bool = True) -> tuple[frozenset[int]
         first = count + len(tokens(text[counted:start]))  # the compound starts a token
         count, counted = first + len(parts), m.end()  # one token a part; the last ends a token
         name = cased and any(len(p) == 1 for p in parts) and any(p[0].isupper() for p in parts[1:]) or \
-            any(p[-2:] in ("'s", "`s") for p in parts[:-1])
+            any(p[-2:].lower() in ("'s", "`s") for p in parts[:-1])
         no_end.update(range(first, first + len(parts) - 1))
         if name:
             no_start.update(range(first, first + len(parts) - 1))
@@ -367,10 +370,10 @@ def proper_plurals(text: str) -> frozenset[str]:
     found = CAPITAL_PLURAL.findall(text)
     if not found:  # most alts: decided by one scan
         return NO_NAMES
-    names = frozenset(map(str.casefold, found))
+    names = frozenset(word.casefold().replace("’", "'") for word in found)  # apostrophes as the tokens write them
     if all(map(eq, map(FOLDED.__getitem__, names), names)) or _title_case(text):  # none that folding changes
         return NO_NAMES
-    return names
+    return names | {name[:-2] for name in names if name.endswith("'s")}  # and without the possessive
 
 
 def _title_case(text: str) -> bool:

@@ -200,3 +200,20 @@ def test_every_fast_path_gives_the_general_scans_ids_on_generated_text(text: str
 def test_tokens_never_cross_white_space(text: str) -> None:
     """The chunk caches rest on this: a text's tokens are its whitespace-free chunks' tokens, in order."""
     assert tokens(text) == [t for chunk in text.split() for t in tokens(chunk)], text
+
+
+def test_the_review_cases() -> None:
+    """Cases a fresh-eyes review found where a fast path, a backend or the compound reading went its own way."""
+    auto = build_automaton(["hand", "made", "cat"], "word")
+    for hyphen in "-\u2010\u2011":  # ascii_form makes U+2010/U+2011 spaces: the compound is read by scan
+        text = f"a hand{hyphen}made “cat”"
+        assert match_ids(auto, text) == auto.ids_of(auto.scan(text)) == [1, 2], text
+    # a's is what folding makes of a's's: a written key a folded caption holds
+    auto = build_automaton(["a's"], "word", inflections=True, accents=True)
+    assert match_ids(auto, "a's's") == match_ids(auto, "a's's é") == [0]
+    # a key written twice (an entry's written key equal to another's folded key) keeps both in either backend
+    for backend in ("ahocorasick_rs", "pyahocorasick"):
+        auto = build_automaton(["men", "mens", "men fashion", "mens fashion"], "word", backend, inflections=True)
+        assert match_ids(auto, "mens fashion") == [0, 1, 2, 3], backend
+    # a possessive part makes a name in either case
+    assert compound_key("a Bird'S-eye view", False, NO_NAMES) == compound_positions("a Bird'S-eye view", False, NO_NAMES)

@@ -83,6 +83,14 @@ def test_a_name_is_not_folded_but_still_finds_the_entry_written_like_it() -> Non
     assert found(["texas", "texa"], "Flooding in Texas this week") == {"texas"}  # lists write names lower-case too
 
 
+def test_a_name_loses_its_possessive_but_not_its_s() -> None:
+    entries = ["Williams", "Robin Williams", "william", "robin", "cat"]
+    for apostrophe in "'’":
+        assert found(entries, f"Robin Williams{apostrophe}s cat") == {"robin", "Williams", "Robin Williams", "cat"}
+        assert found(entries, f"Robin Williams{apostrophe} cat") == {"robin", "Williams", "Robin Williams", "cat"}
+    assert found(entries, "I met Robin's cat") == {"robin", "cat"}  # a name's possessive, not a plural
+
+
 def test_pluralia_tantum_are_not_plurals() -> None:
     assert fold_inflection("glasses") == "glasses" and fold_inflection("scissors") == "scissors"
     assert found(["glass", "glasses"], "Reading glasses on an open book") == {"glasses"}
