@@ -25,13 +25,14 @@ keeps unfolded (Texas, Williams) still finds it.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 from typing import Any
 
@@ -264,15 +265,15 @@ class Automaton:
         self.ids = [tuple(by_key[k]) for k in self.keys]
         self.n_main = len(self.keys)
         # The written keys, those a caption's folded key may hold first (written_reachable): the main automaton holds
-        # these too; this small one holds them all and is scanned where accent folding may show the others; a name
-        # kept unfolded shows the others.
+        # these too; a written automaton (in token codes where there are codes) holds them all and is scanned where
+        # accent folding may show the others; a name kept unfolded shows the others (name_hits).
         reachable = Memo(token_reachable).__getitem__  # the build asks of each token many times
         is_reachable = {k: written_reachable(k, reachable) for k in written}
         written_order = sorted(written, key=lambda k: not is_reachable[k])
         self.n_scanned = self.n_main + sum(is_reachable.values())
         self.keys += written_order
         self.ids += [tuple(written[k]) for k in written_order]
-        self.written = make_backend(written_order, backend) if written else None
+        self.any_written = bool(written)
         # the others by key, and where their tokens that no folded caption holds stand in them (``name_hits``)
         self.unreached = {self.keys[k]: k for k in range(self.n_scanned, len(self.keys))}
         self.name_shapes = name_shapes(self.unreached, reachable)
@@ -288,6 +289,8 @@ class Automaton:
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunks = CHUNK_KEYS[inflections]
         self.codes, self.coded, self.coded_written = self.code_automata() if self.ascii_path else (None, None, None)
+        # the written keys as they are, where there are no codes
+        self.written = make_backend(written_order, backend) if written and self.codes is None else None
         self.match_ascii = ascii_matcher(self) if self.ascii_path else None
         self.match_words = word_matcher(self) if self.coded is not None else None
 
@@ -358,7 +361,7 @@ class Automaton:
         table = self.ids
         for k in found:  # faster than a chain for the few keys an alt holds
             ids += table[k]
-        if self.written is not None and max(found) >= self.n_main:  # an entry may be found by both of its keys
+        if self.any_written and max(found) >= self.n_main:  # an entry may be found by both of its keys
             return sorted(set(ids))
         ids.sort()  # the main keys' id sets are disjoint
         return ids
@@ -385,7 +388,7 @@ class Automaton:
             if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
                 same = len(folded) == len(key)
                 found |= self.hits(folded, no_start if same else NO_POSITIONS, no_end if same else NO_POSITIONS)
-                if self.written is not None:
+                if self.any_written:
                     found |= self.written_hits(folded, no_start if same else NO_POSITIONS,
                                                no_end if same else NO_POSITIONS)
         return found
@@ -407,12 +410,25 @@ class Automaton:
 
     def written_hits(self, key: str, no_start: frozenset[int], no_end: frozenset[int]) -> set[int]:
         """Indexes of the written keys found in ``key``, less those starting or ending at a closed position."""
+        if self.coded_written is not None:
+            return self.coded_written_hits(key, no_start, no_end)
         if self.backend == "ahocorasick_rs":
             spans = self.written.find_matches_as_indexes(key, overlapping=True)
         else:
             spans = [(k, end + 1 - len(self.keys[self.n_main + k]), end + 1) for end, ks in self.written.iter(key)
                      for k in ks]
         return {self.n_main + k for k, start, end in spans if start not in no_start and end - 1 not in no_end}
+
+    def coded_written_hits(self, key: str, no_start: frozenset[int], no_end: frozenset[int]) -> set[int]:
+        """``written_hits`` in token codes: a code span (k, s, e) holds tokens s to e - 1, the key positions of the
+        separators before token s and after token e - 1 are ``seps[s]`` and ``seps[e]``."""
+        toks = key[1:-1].split(" ")
+        get = self.codes.get
+        spans = self.coded_written.find_matches_as_indexes("".join([get(t, UNKNOWN) for t in toks]), overlapping=True)
+        if not no_start and not no_end:
+            return {self.n_main + k for k, _, _ in spans}
+        seps = [0, *(end + j + 1 for j, end in enumerate(accumulate(map(len, toks))))]
+        return {self.n_main + k for k, s, e in spans if seps[s] not in no_start and seps[e] not in no_end}
 
 
 def token_reachable(t: str) -> bool:
@@ -466,8 +482,15 @@ def make_backend(keys: list[str], backend: str) -> Any:
 
 def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs",
                     inflections: bool = False, accents: bool = False) -> Automaton:
-    """The automaton for a query list."""
-    return Automaton(entries, mode, backend, inflections, accents)
+    """The automaton for a query list, built with the cyclic garbage collector paused: the build makes millions of
+    objects and no cycles, and each collection would walk them all (a second of a 500k list's build)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return Automaton(entries, mode, backend, inflections, accents)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def match_ids(auto: Automaton, text: str) -> list[int]:

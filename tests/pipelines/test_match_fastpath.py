@@ -217,3 +217,35 @@ def test_the_review_cases() -> None:
         assert match_ids(auto, "mens fashion") == [0, 1, 2, 3], backend
     # a possessive part makes a name in either case
     assert compound_key("a Bird'S-eye view", False, NO_NAMES) == compound_positions("a Bird'S-eye view", False, NO_NAMES)
+
+
+def brute_written_hits(auto, key: str, no_start: frozenset[int], no_end: frozenset[int]) -> set[int]:  # noqa: ANN001
+    """The written keys found in ``key`` by ``str.find``, less those starting or ending at a closed position."""
+    out = set()
+    for k in range(auto.n_main, len(auto.keys)):
+        start = key.find(auto.keys[k])
+        while start >= 0:
+            if start not in no_start and start + len(auto.keys[k]) - 1 not in no_end:
+                out.add(k)
+            start = key.find(auto.keys[k], start + 1)
+    return out
+
+
+WRITTEN_ENTRIES = ["hand", "hands", "made", "self portrait", "self portraits", "williams", "dogs", "mobiles", "t mobiles",
+                   "hands made", "cafés"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["hand", "hands", "made", "self", "portraits", "williams", "dogs", "t", "mobiles", "x",
+                                 "cafés", "cafe"]), max_size=10), st.sets(st.integers(0, 12)), st.sets(st.integers(0, 12)))
+def test_written_keys_in_codes_are_found_where_a_plain_search_finds_them(toks: list[str], starts: set[int],
+                                                                       ends: set[int]) -> None:
+    """The written automaton in token codes, its spans read back as key positions, against ``str.find``: closed
+    positions drawn among the key's separators."""
+    auto = build_automaton(WRITTEN_ENTRIES, "word", inflections=True, accents=True)
+    assert auto.coded_written is not None and auto.written is None
+    key = " " + " ".join(toks) + " "
+    seps = [i for i, c in enumerate(key) if c == " "]
+    no_start = frozenset(seps[i] for i in starts if i < len(seps))
+    no_end = frozenset(seps[i] for i in ends if i < len(seps))
+    assert auto.written_hits(key, no_start, no_end) == brute_written_hits(auto, key, no_start, no_end), key
