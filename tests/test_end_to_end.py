@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import preset_config, run_webclip
 from webclip.layout import table_path
 from webclip.stats import check_identity
 
-
-def _config(tmp_path: Path, port: int) -> Path:
-    cfg = json.loads((REPO / "configs" / "test.json").read_text())
-    text = json.dumps(cfg).replace("8766", str(port))
-    path = tmp_path / "test.json"
-    path.write_text(text)
-    return path
-
-
-def _webclip(*args: str, seed: str = "0") -> None:
-    env = {**os.environ, "PYTHONHASHSEED": seed}
-    r = subprocess.run([sys.executable, "-m", "webclip.cli", *args], capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+_config, _webclip = preset_config, run_webclip
 
 
 def _digests(folder: Path, pattern: str) -> dict[str, str]:
@@ -36,11 +21,8 @@ def _digests(folder: Path, pattern: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_every_stage_end_to_end_and_deterministic(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, free_port())
-    run = tmp_path / "run"
-    for stage in ("crawl", "curate", "shards", "train", "eval"):
-        _webclip(stage, "--run", str(run), "--config", str(cfg))
+def test_every_stage_end_to_end_and_deterministic(preset_run: Path, tmp_path: Path) -> None:
+    run, cfg = preset_run, preset_run.parent / "test.json"  # crawl to eval, run by the fixture
     for folder in ("candidates", "curated", "shards", "train", "eval"):
         assert (run / folder / "_SUCCESS").exists(), folder
         check_identity(json.loads((run / folder / "stats.json").read_text()))

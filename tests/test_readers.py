@@ -15,8 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.test_end_to_end import _config, _webclip
+from tests.conftest import REPO
 from webclip.layout import TABLES, table_path
 from webclip.records import CANDIDATE_SCHEMA, CURATED_SCHEMA, FINAL_SAMPLE_SCHEMA, POOL_SCHEMA
 
@@ -29,14 +28,9 @@ RECORD_SCHEMAS = {"candidates": CANDIDATE_SCHEMA, "curated": CURATED_SCHEMA, "po
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real run: crawl, curate and shards of the test sample web (configs/test.json)."""
-    tmp = tmp_path_factory.mktemp("readers")
-    cfg = _config(tmp, free_port())
-    out = tmp / "run"
-    for stage in ("crawl", "curate", "shards"):
-        _webclip(stage, "--run", str(out), "--config", str(cfg))
-    return out
+def run(preset_run: Path) -> Path:
+    """A small real run: every stage of the test sample web (configs/test.json)."""
+    return preset_run
 
 
 def expected(run: Path, table: str) -> tuple[int, list[str]]:

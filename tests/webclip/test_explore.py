@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
 from webclip.config import build
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.filters import filter_reason
@@ -37,18 +37,12 @@ def _webclip(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every stage on the test preset's small sample web (about a minute on 2 idle cores), built once for this
-    module; ``WEBCLIP_EXPLORE_RUN=DIR`` reuses a run built that way (the tests only read it)."""
+def run(request: pytest.FixtureRequest) -> Path:
+    """Every stage on the test preset's small sample web (the session's ``preset_run``);
+    ``WEBCLIP_EXPLORE_RUN=DIR`` reuses a run built that way instead (the tests only read it)."""
     if os.environ.get("WEBCLIP_EXPLORE_RUN"):
         return Path(os.environ["WEBCLIP_EXPLORE_RUN"])
-    tmp = tmp_path_factory.mktemp("explore")
-    config = tmp / "test.json"
-    config.write_text((REPO / "configs" / "test.json").read_text().replace("8766", str(free_port())))
-    run = tmp / "run"
-    for stage in ("crawl", "curate", "shards", "train", "eval"):
-        _webclip(stage, "--run", str(run), "--config", str(config))
-    return run
+    return request.getfixturevalue("preset_run")
 
 
 @pytest.fixture(scope="module")
