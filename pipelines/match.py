@@ -31,7 +31,8 @@ import re
 import threading
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import accumulate, chain
 from operator import itemgetter
 from typing import Any
@@ -54,6 +55,7 @@ from webclip.pipelines.normalise import (
     fold_tokens,
     has_compound,
     match_key,
+    name_forms,
     proper_plurals,
     tokens,
 )
@@ -351,7 +353,7 @@ class Automaton:
                                                                       overlapping=True)))
         else:
             found = set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
-        return self.name_hits(toks, names, found) if self.name_shapes else found
+        return self.name_hits(toks, name_forms(names), found) if self.name_shapes else found
 
     def ids_of(self, found: set[int]) -> list[int]:
         """Sorted ids of the entries of the keys ``found``."""
@@ -382,15 +384,14 @@ class Automaton:
             key = f" {' '.join(fold_tokens(tokens(text), names) if self.inflections else tokens(text))} "
         found = self.hits(key, no_start, no_end)
         if names and self.name_shapes:  # a name kept unfolded: the entries written like it, across closed positions too
-            found = self.name_hits(key[1:-1].split(" "), names, found)
+            found = self.name_hits(key[1:-1].split(" "), name_forms(names), found)
         if self.accents and not key.isascii():
             folded = fold_accents(key)
-            if folded != key:  # positions hold where folding kept the length (æ -> ae does not)
-                same = len(folded) == len(key)
-                found |= self.hits(folded, no_start if same else NO_POSITIONS, no_end if same else NO_POSITIONS)
+            if folded != key:  # folding keeps every separator, maybe not where it was (æ -> ae)
+                no_start, no_end = moved(key, folded, no_start), moved(key, folded, no_end)
+                found |= self.hits(folded, no_start, no_end)
                 if self.any_written:
-                    found |= self.written_hits(folded, no_start if same else NO_POSITIONS,
-                                               no_end if same else NO_POSITIONS)
+                    found |= self.written_hits(folded, no_start, no_end)
         return found
 
     def name_hits(self, toks: list[str], names: frozenset[str], found: set[int]) -> set[int]:
@@ -429,6 +430,15 @@ class Automaton:
             return {self.n_main + k for k, _, _ in spans}
         seps = [0, *(end + j + 1 for j, end in enumerate(accumulate(map(len, toks))))]
         return {self.n_main + k for k, s, e in spans if seps[s] not in no_start and seps[e] not in no_end}
+
+
+def moved(key: str, folded: str, positions: frozenset[int]) -> frozenset[int]:
+    """Separator positions of ``key`` at the same separators of ``folded``, its accent-folded form, which keeps every
+    separator (a token may change length or become empty, never hold a space)."""
+    if not positions:
+        return positions
+    at = dict(zip((i for i, c in enumerate(key) if c == " "), (i for i, c in enumerate(folded) if c == " "), strict=True))
+    return frozenset(map(at.__getitem__, positions))
 
 
 def token_reachable(t: str) -> bool:
@@ -482,15 +492,32 @@ def make_backend(keys: list[str], backend: str) -> Any:
 
 def build_automaton(entries: list[str], mode: str = "word", backend: str = "ahocorasick_rs",
                     inflections: bool = False, accents: bool = False) -> Automaton:
-    """The automaton for a query list, built with the cyclic garbage collector paused: the build makes millions of
-    objects and no cycles, and each collection would walk them all (a second of a 500k list's build)."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    """The automaton for a query list, built with the cyclic garbage collector paused (``gc_paused``)."""
+    with gc_paused():
         return Automaton(entries, mode, backend, inflections, accents)
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = [0, False]  # builds in progress, whether the collector was on before the first
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while any build runs, on again after the last if it was on before the first:
+    a build makes millions of objects and no cycles, and each collection would walk them all (a second of a 500k
+    list's build)."""
+    with _gc_lock:
+        if _gc_pauses[0] == 0:
+            _gc_pauses[1] = gc.isenabled()
+            gc.disable()
+        _gc_pauses[0] += 1
+    try:
+        yield
     finally:
-        if paused:
-            gc.enable()
+        with _gc_lock:
+            _gc_pauses[0] -= 1
+            if _gc_pauses[0] == 0 and _gc_pauses[1]:
+                gc.enable()
 
 
 def match_ids(auto: Automaton, text: str) -> list[int]:

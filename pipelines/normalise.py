@@ -227,11 +227,17 @@ def token_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 
 def fold_tokens(toks: list[str], names: frozenset[str]) -> list[str]:
-    """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``), whose possessive only goes
-    (Williams's -> williams)."""
+    """Tokens folded by ``fold_inflection``, except ``names`` (``proper_plurals``), written with or without a
+    possessive, which is all that goes (Williams's -> williams)."""
     if not names:
         return list(map(FOLDED.__getitem__, toks))
-    return [(t[:-2] if t.endswith("'s") else t) if t in names else FOLDED[t] for t in toks]
+    return [(t[:-2] if t[-2:] == "'s" else t) if t in names or t[-2:] == "'s" and t[:-2] in names else FOLDED[t]
+            for t in toks]
+
+
+def name_forms(names: frozenset[str]) -> frozenset[str]:
+    """The tokens ``fold_tokens`` keeps for ``names``: each name, and without its possessive."""
+    return names | {name[:-2] for name in names if name[-2:] == "'s"}
 
 
 def match_key(text: str, inflections: bool = False, names: frozenset[str] | None = None) -> str:
@@ -373,7 +379,7 @@ def proper_plurals(text: str) -> frozenset[str]:
     names = frozenset(word.casefold().replace("’", "'") for word in found)  # apostrophes as the tokens write them
     if all(map(eq, map(FOLDED.__getitem__, names), names)) or _title_case(text):  # none that folding changes
         return NO_NAMES
-    return names | {name[:-2] for name in names if name.endswith("'s")}  # and without the possessive
+    return names
 
 
 def _title_case(text: str) -> bool:

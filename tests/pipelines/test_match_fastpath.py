@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -249,3 +250,29 @@ def test_written_keys_in_codes_are_found_where_a_plain_search_finds_them(toks: l
     no_start = frozenset(seps[i] for i in starts if i < len(seps))
     no_end = frozenset(seps[i] for i in ends if i < len(seps))
     assert auto.written_hits(key, no_start, no_end) == brute_written_hits(auto, key, no_start, no_end), key
+
+
+def test_the_collector_is_paused_while_any_build_runs_and_restored_after_the_last() -> None:
+    """Builds that overlap (threads) turn the collector back on once, after the last ends, and only if it was on."""
+    import gc
+
+    from webclip.pipelines.match import gc_paused
+
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first build ends while the second runs
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError), gc_paused():
+        build_automaton(["cat"], "no such mode")
+    assert gc.isenabled()

@@ -89,6 +89,21 @@ def test_a_name_loses_its_possessive_but_not_its_s() -> None:
         assert found(entries, f"Robin Williams{apostrophe}s cat") == {"robin", "Williams", "Robin Williams", "cat"}
         assert found(entries, f"Robin Williams{apostrophe} cat") == {"robin", "Williams", "Robin Williams", "cat"}
     assert found(entries, "I met Robin's cat") == {"robin", "cat"}  # a name's possessive, not a plural
+    for apostrophe in "‘`":  # read as the tokens read them
+        assert found(entries, f"Robin Williams{apostrophe}s cat") == {"robin", "Williams", "Robin Williams", "cat"}
+
+
+def test_a_name_with_a_possessive_leaves_the_common_word_folded() -> None:
+    assert found(["man", "health"], "Two men wearing Men's Health shirts") == {"man", "health"}
+    assert found(["woman", "march"], "Women's March draws thousands of women") == {"woman", "march"}
+
+
+def test_accent_folding_keeps_a_compounds_closed_positions() -> None:
+    """Folding may change a token's length (æ -> ae) or empty it (a Hebrew mark): the closed positions move with
+    the separators."""
+    for text in ("æ hand-made", "æ hand-made שׁ", "Æsop's hand-made toys"):
+        assert found(["hand"], text) == set(), text
+        assert found(["made"], text) == {"made"}, text
 
 
 def test_pluralia_tantum_are_not_plurals() -> None:
