@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import preset_config, run_webclip
+from tests.conftest import run_webclip
 from webclip.layout import table_path
 from webclip.stats import check_identity
-
-_config, _webclip = preset_config, run_webclip
 
 
 def _digests(folder: Path, pattern: str) -> dict[str, str]:
@@ -34,9 +32,9 @@ def test_every_stage_end_to_end_and_deterministic(preset_run: Path, tmp_path: Pa
     results = json.loads((run / "eval" / "results.json").read_text())
     assert 0 <= results["zero_shot"]["top1"] <= 1 and results["retrieval"]["n"] == manifest["totals"]["val"]
     # A done stage with the same config is skipped.
-    _webclip("curate", "--run", str(run), "--config", str(cfg))
+    run_webclip("curate", "--run", str(run), "--config", str(cfg))
     # The balancing ablation: both arms, two seeds, same number of training samples.
-    _webclip("ablation", "--run", str(run), "--config", str(cfg))
+    run_webclip("ablation", "--run", str(run), "--config", str(cfg))
     ablation = json.loads((run / "ablation" / "ablation.json").read_text())
     assert set(ablation["arms"]) == {"balanced", "unbalanced"} and all(len(a["runs"]) == 2 for a in ablation["arms"].values())
     unbalanced = json.loads((run / "ablation" / "unbalanced-seed0" / "curated" / "stats.json").read_text())
@@ -49,9 +47,9 @@ def test_every_stage_end_to_end_and_deterministic(preset_run: Path, tmp_path: Pa
     again = tmp_path / "again"
     shutil.copytree(run / "candidates", again / "candidates")
     shutil.copytree(run / "sampleweb", again / "sampleweb")
-    _webclip("curate", "--run", str(again), "--config", str(cfg), "--direct-running-mode", "in_memory",
+    run_webclip("curate", "--run", str(again), "--config", str(cfg), "--direct-running-mode", "in_memory",
              "--direct-num-workers", "1", seed="123")
-    _webclip("shards", "--run", str(again), "--config", str(cfg), seed="123")
+    run_webclip("shards", "--run", str(again), "--config", str(cfg), seed="123")
     for table in ("curated", "pool", "query_counts", "samples", "final"):
         first = _digests(Path(table_path(run, table)), "*")
         assert first and first == _digests(Path(table_path(again, table)), "*"), table

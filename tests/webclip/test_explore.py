@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_webclip
 from webclip.config import build
 from webclip.pipelines.config import CurateConfig
 from webclip.pipelines.filters import filter_reason
@@ -28,12 +28,6 @@ from webclip.pipelines.normalise import normalise_caption
 pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 STAGES = ("candidates", "curated", "shards", "train", "eval")
-
-
-def _webclip(*args: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "webclip.cli", *args], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONHASHSEED": "0"})
-    assert r.returncode == 0, r.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +209,7 @@ def test_takedown_export_removes_exactly_the_selection(run: Path, server: str, t
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     (tmp_path / "takedown.txt").write_text(text)
-    _webclip("takedown", "--run", str(copy), "--urls", str(tmp_path / "takedown.txt"))
+    run_webclip("takedown", "--run", str(copy), "--urls", str(tmp_path / "takedown.txt"))
     after = {s["uid"] for s in samples_table(copy)}
     assert after == {s["uid"] for s in final} - set(chosen)
     bad = json.dumps({"uids": ["f" * 64]}).encode()
