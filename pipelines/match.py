@@ -108,8 +108,14 @@ def entry_key(entry: str, mode: str = "word", inflections: bool = False) -> str:
 
 def group_keys(entries: list[str], mode: str, inflections: bool) -> tuple[dict[str, list[int]], list[int]]:
     """Entry ids by key, and the ids whose key is empty."""
-    keys = word_keys(entries, inflections)[0] if mode == "word" else [entry_key(e, mode, inflections) for e in entries]
-    return grouped(keys, EMPTY_KEY[mode])
+    return grouped(entry_keys(entries, mode, inflections)[0], EMPTY_KEY[mode])
+
+
+def entry_keys(entries: list[str], mode: str, inflections: bool) -> tuple[list[str], dict[str, list[int]]]:
+    """Each entry's key, and the written keys (``word_keys``; none but in word mode)."""
+    if mode == "word":
+        return word_keys(entries, inflections)
+    return [entry_key(e, mode, inflections) for e in entries], {}
 
 
 def grouped(keys: list[str], is_empty: Callable[[str], bool]) -> tuple[dict[str, list[int]], list[int]]:
@@ -222,9 +228,14 @@ def part_fits(key: str, start: int, end: int) -> bool:
         kana_part_fits(key, start, end)
 
 
+# Characters of the scripts written without spaces whose compounds this module knows: Thai, Hiragana and Katakana,
+# Han (is_han's blocks).
+UNSPACED_CHAR = re.compile("[\u0e01-\u0e5b\u3041-\u30ff\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+
+
 def is_unspaced(c: str) -> bool:
     """Whether a character is of a script written without spaces that this module knows the compounds of."""
-    return is_han(c) or "\u3041" <= c <= "\u30ff" or is_thai(c)
+    return UNSPACED_CHAR.match(c) is not None
 
 
 def unspaced_words(key: str, spans: list[tuple[int, int, int]], longest: int) -> list[tuple[int, int, int]]:
@@ -254,12 +265,8 @@ class Automaton:
         if mode not in MODES:
             raise ValueError(f"unknown match mode {mode!r}; one of {MODES}")
         self.mode, self.backend, self.inflections, self.accents = mode, backend, inflections, accents
-        if mode == "word":
-            entry_keys, written = word_keys(entries, inflections)
-            by_key, self.empty = grouped(entry_keys, EMPTY_KEY[mode])
-        else:
-            by_key, self.empty = group_keys(entries, mode, inflections)
-            written = {}
+        keys, written = entry_keys(entries, mode, inflections)
+        by_key, self.empty = grouped(keys, EMPTY_KEY[mode])
         self.n_entries = len(entries)
         self.shared = sum(len(ids) for ids in by_key.values() if len(ids) > 1)
         self.n_keys = len(by_key)
@@ -291,6 +298,9 @@ class Automaton:
         self.ascii_path = mode == "word" and backend == "ahocorasick_rs" and self.auto is not None
         self.chunks = CHUNK_KEYS[inflections]
         self.codes, self.coded, self.coded_written = self.code_automata() if self.ascii_path else (None, None, None)
+        # the fast paths' caption caches: codes per chunk (or keys, without codes), and with accent-folded codes
+        self.ascii_chunks = ChunkCodes(inflections, self.codes) if self.coded is not None else self.chunks
+        self.word_chunks = ChunkWords(inflections, self.codes) if self.coded is not None else None
         # the written keys as they are, where there are no codes
         self.written = make_backend(written_order, backend) if written and self.codes is None else None
         self.match_ascii = ascii_matcher(self) if self.ascii_path else None
@@ -348,9 +358,7 @@ class Automaton:
         unfolded), in token codes where the automaton has them."""
         toks = fold_tokens(ascii_tokens(plain), names)
         if self.coded is not None:
-            get = self.codes.get
-            found = set(map(FIRST, self.coded.find_matches_as_indexes("".join([get(t, UNKNOWN) for t in toks]),
-                                                                      overlapping=True)))
+            found = set(map(FIRST, self.coded.find_matches_as_indexes(caption_codes(toks, self.codes), overlapping=True)))
         else:
             found = set(map(FIRST, self.auto.find_matches_as_indexes(f" {' '.join(toks)} ", overlapping=True)))
         return self.name_hits(toks, name_forms(names), found) if self.name_shapes else found
@@ -424,8 +432,7 @@ class Automaton:
         """``written_hits`` in token codes: a code span (k, s, e) holds tokens s to e - 1, the key positions of the
         separators before token s and after token e - 1 are ``seps[s]`` and ``seps[e]``."""
         toks = key[1:-1].split(" ")
-        get = self.codes.get
-        spans = self.coded_written.find_matches_as_indexes("".join([get(t, UNKNOWN) for t in toks]), overlapping=True)
+        spans = self.coded_written.find_matches_as_indexes(caption_codes(toks, self.codes), overlapping=True)
         if not no_start and not no_end:
             return {self.n_main + k for k, _, _ in spans}
         seps = [0, *(end + j + 1 for j, end in enumerate(accumulate(map(len, toks))))]
@@ -540,9 +547,8 @@ def ascii_matcher(auto: Automaton) -> Callable[[str, str], list[int] | None]:
     codes it scans them, and reads a hyphenated compound's closed positions as token bounds (``ascii_compound_bounds``:
     a code is a token). None where the caption needs ``Automaton.scan``: a compound without codes, with a name, or
     in a text that is not ASCII."""
-    coded = auto.coded is not None
-    cache = ChunkCodes(auto.inflections, auto.codes) if coded else auto.chunks
-    getitem, capitals = cache.__getitem__, cache.capitals
+    coded, cache = auto.coded is not None, auto.ascii_chunks
+    getitem, may_name = cache.__getitem__, cache.may_name
     find = (auto.coded if coded else auto.auto).find_matches_as_indexes
     ids_of, inflections = auto.ids_of, auto.inflections
 
@@ -554,10 +560,8 @@ def ascii_matcher(auto: Automaton) -> Callable[[str, str], list[int] | None]:
         chunks = plain.split()
         generation = cache.generation
         key = "".join(map(getitem, chunks)) if coded else " " + ("".join(map(getitem, chunks)) or " ")
-        # names only where a chunk after the first may hold one (an ASCII text's chunks are its own) and the cache
-        # kept them all
-        if inflections and (plain is not text or generation != cache.generation or not capitals.isdisjoint(chunks)
-                            and not capitals.isdisjoint(chunks[1:])) and (names := proper_plurals(text)):
+        # names only where a chunk may hold one (an ASCII text's chunks are its own)
+        if inflections and (plain is not text or may_name(chunks, generation)) and (names := proper_plurals(text)):
             return None if compound else ids_of(auto.named_hits(plain, names))
         if compound:
             no_start, no_end = ascii_compound_bounds(text)
@@ -588,14 +592,20 @@ def coded(key: str, codes: dict[str, str]) -> str:
     return "".join(map(codes.__getitem__, key.split()))
 
 
+def caption_codes(toks: list[str], codes: dict[str, str]) -> str:
+    """A caption's tokens in ``token_codes``, ``UNKNOWN`` for a token no key holds."""
+    get = codes.get
+    return "".join([get(t, UNKNOWN) for t in toks])
+
+
 def word_matcher(auto: Automaton) -> Callable[[str], list[int] | None]:
     """``match_ids`` of a caption that is not ASCII, by ``Automaton.scan``'s steps in token codes cached per
     whitespace-free chunk (``ChunkWords``; tokens never cross white space): the caption's codes, and its
     accent-folded codes in the scanned and the written keys. None where the caption needs ``Automaton.scan``: a
     hyphenated compound, a name, or a character of a script whose matches are checked by position (Han, Kana,
     Thai)."""
-    cache = ChunkWords(auto.inflections, auto.codes)
-    getitem, capitals = cache.__getitem__, cache.capitals
+    cache = auto.word_chunks
+    getitem, may_name = cache.__getitem__, cache.may_name
     find, written = auto.coded.find_matches_as_indexes, auto.coded_written
     ids_of, inflections, accents, n_main = auto.ids_of, auto.inflections, auto.accents, auto.n_main
 
@@ -605,9 +615,7 @@ def word_matcher(auto: Automaton) -> Callable[[str], list[int] | None]:
         chunks = text.split()
         generation = cache.generation
         values = list(map(getitem, chunks))
-        if any([v[2] for v in values]) or inflections and (
-                generation != cache.generation or not capitals.isdisjoint(chunks)
-                and not capitals.isdisjoint(chunks[1:])) and proper_plurals(text):
+        if any([v[2] for v in values]) or inflections and may_name(chunks, generation) and proper_plurals(text):
             return None
         key = "".join([v[0] for v in values])
         found = set(map(FIRST, find(key, overlapping=True)))
@@ -629,11 +637,7 @@ class ChunkCodes(ChunkKeys):
         self.codes = codes
 
     def join(self, toks: list[str]) -> str:
-        get = self.codes.get
-        return "".join([get(t, UNKNOWN) for t in toks])
-
-
-UNSPACED_CHAR = re.compile("[\u0e01-\u0e5b\u3041-\u30ff\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")  # is_unspaced
+        return caption_codes(toks, self.codes)
 
 
 class ChunkWords(ChunkCodes):

@@ -151,11 +151,11 @@ def ascii_tokens(text: str) -> list[str]:
 # A capitalised word (Latin, Greek, Cyrillic) ending in s after a space that follows a word (a letter or digit:
 # [^\W_] is str.isalnum) or a comma or closing mark: not the start of a sentence. The space and capital first,
 # for speed.
-CAPITAL_PLURAL = re.compile(r" (?=[A-ZÀ-ÖØ-ÞΑ-ΩА-Я])(?<=[^\W_] |[,;')\]’] )([A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s)\b")
-# What CAPITAL_PLURAL's name must be in an ASCII text, at the start of the whitespace-free chunk holding it; and in any
-# text.
+_CAPITAL, _SMALL = "A-ZÀ-ÖØ-ÞΑ-ΩА-Я", "a-zß-öø-ÿα-ωа-я'’"
+CAPITAL_PLURAL = re.compile(rf" (?=[{_CAPITAL}])(?<=[^\W_] |[,;')\]’] )([{_CAPITAL}][{_SMALL}]*s)\b")
+# What CAPITAL_PLURAL's name must be at the start of the whitespace-free chunk holding it: in an ASCII text, in any.
 CAPITAL_PLURAL_CHUNK = re.compile(r"[A-Z][a-z']*s\b")
-CAPITAL_PLURAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞΑ-ΩА-Я][a-zß-öø-ÿα-ωа-я'’]*s\b")
+CAPITAL_PLURAL_WORD = re.compile(rf"[{_CAPITAL}][{_SMALL}]*s\b")
 
 
 class ChunkKeys(dict):
@@ -184,6 +184,12 @@ class ChunkKeys(dict):
             self.capitals.add(chunk)
         value = self[chunk] = self.value(chunk)
         return value
+
+    def may_name(self, chunks: list[str], generation: int) -> bool:
+        """Whether ``proper_plurals`` may find a name in the text of ``chunks``, looked up since ``generation``: a
+        chunk after the first is in ``capitals``, or the cache was emptied meanwhile and may have lost one."""
+        return generation != self.generation or not self.capitals.isdisjoint(chunks) and \
+            not self.capitals.isdisjoint(chunks[1:])
 
     def value(self, chunk: str):
         """A chunk's value: its tokens (``ascii_tokens``), folded when ``inflections``, given to ``join``."""
